@@ -1,0 +1,44 @@
+"""Errors that the CLI turns into one clear line instead of a traceback."""
+
+from __future__ import annotations
+
+__all__ = ["DataError", "MissingAssetError", "RadioLMError"]
+
+
+class RadioLMError(RuntimeError):
+    """Base class: a problem the user can fix from the message alone."""
+
+
+class MissingAssetError(RadioLMError):
+    """A model or file could not be loaded.
+
+    Args:
+        what: What was being loaded ("language model", "vision encoder", ...).
+        name: The hub id or path that failed.
+        option: The constructor argument that takes a local path instead (the CLI expands it to the full
+            ``--model.init_args...`` key of the running config).
+        reason: The underlying error, shortened to one line.
+    """
+
+    def __init__(self, what: str, name: str, option: str, reason: str = "") -> None:
+        self.what, self.name, self.option, self.reason = what, name, option, reason
+        self.option_keys: list[str] = []
+        super().__init__(self._message())
+
+    def with_option_keys(self, keys: list[str]) -> MissingAssetError:
+        """Attach the full config keys (e.g. ``model.init_args.language_model.init_args.name_or_path``)."""
+        self.option_keys = keys
+        self.args = (self._message(),)
+        return self
+
+    def _message(self) -> str:
+        keys = " or ".join(f"--{k}=/path/to/it" for k in self.option_keys) or f"the `{self.option}` option"
+        why = f" ({self.reason})" if self.reason else ""
+        return (
+            f"cannot load the {self.what} '{self.name}'{why}. Download it where you have access and point "
+            f"{keys} at the local folder or file."
+        )
+
+
+class DataError(RadioLMError):
+    """A data file or entry is missing or malformed; the message names it and says what to do."""

@@ -1,0 +1,169 @@
+"""VisionEncoder: images ``[N, C, H, W]`` -> visual tokens ``[N, L, D]`` (timm or Hugging Face backbones)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import Tensor, nn
+
+from radiolm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransformConfig
+from radiolm.errors import MissingAssetError
+from radiolm.parts.trainable import Trainable, apply_trainable
+
+__all__ = ["VisionEncoder", "default_lora_targets", "mean_over_views"]
+
+# R2GenGPT delta tunes the query and value projections of the encoder (§3 "Delta Alignment"). HF Swin / ViT name
+# them `query`/`value` (transformers 4) or `q_proj`/`v_proj` (transformers 5); timm ViTs fuse q, k and v into one
+# `qkv` linear, so LoRA there adapts all three.
+QUERY_VALUE_NAMES = (["q_proj", "v_proj"], ["query", "value"], ["qkv"])
+
+
+def default_lora_targets(model: nn.Module) -> list[str]:
+    """The query / value projection names that ``model`` uses."""
+    suffixes = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    for names in QUERY_VALUE_NAMES:
+        if set(names) <= suffixes:
+            return names
+    raise ValueError("no query/value projections found; set lora_target_modules explicitly")
+
+
+class VisionEncoder(nn.Module):
+    """A pretrained image backbone whose last-layer grid features are the visual tokens (R2GenGPT §3, Eq. 1).
+
+    Args:
+        name: timm model name (``backend: timm``) or HF hub id / local folder (``backend: hf``).
+        backend: ``timm``, ``hf``, or ``auto`` (``hf`` when ``name`` contains a ``/`` or is a folder).
+        pretrained: Load pretrained weights; ``False`` builds the architecture with random weights (from the
+            timm name, or from the ``config.json`` of an HF id / folder).
+        checkpoint_path: timm only: local weights file used instead of a hub download.
+        trainable: ``frozen`` (R2GenGPT shallow), ``lora`` (delta) or ``full`` (deep).
+        lora_rank: LoRA rank (R2GenGPT: 16).
+        lora_alpha: LoRA alpha (R2GenGPT: 16).
+        lora_dropout: LoRA dropout (R2GenGPT code: 0.1).
+        lora_target_modules: Module-name suffixes to adapt; default the query and value projections.
+        image_size: Input size; default the backbone's own.
+        model_kwargs: Extra keyword arguments for ``timm.create_model`` or the HF config.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        backend: Literal["auto", "timm", "hf"] = "auto",
+        pretrained: bool = True,
+        checkpoint_path: str | None = None,
+        trainable: Trainable = "frozen",
+        lora_rank: int = 16,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.1,
+        lora_target_modules: list[str] | None = None,
+        image_size: int | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if backend == "auto":
+            backend = "hf" if ("/" in name or Path(name).is_dir()) else "timm"
+        self.backend, self.trainable = backend, trainable
+        kwargs = dict(model_kwargs or {})
+        if backend == "timm":
+            self.model, self.out_dim, default_size, mean, std = _build_timm(
+                name, pretrained, checkpoint_path, image_size, kwargs
+            )
+        else:
+            self.model, self.out_dim, default_size, mean, std = _build_hf(name, pretrained, image_size, kwargs)
+        self.image_size = image_size or default_size
+        self.image_transform = ImageTransformConfig(size=self.image_size, mean=tuple(mean), std=tuple(std))
+        self.model = apply_trainable(
+            self.model,
+            trainable,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            lora_target_modules=lora_target_modules or default_lora_targets(self.model),
+        )
+
+    def train(self, mode: bool = True) -> VisionEncoder:
+        """A frozen backbone stays in eval mode (fixed BatchNorm statistics, no dropout)."""
+        super().train(mode)
+        if self.trainable == "frozen":
+            self.model.eval()
+        return self
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Encode images.
+
+        Args:
+            images: ``[N, C, H, W]``.
+
+        Returns:
+            Visual tokens ``[N, L, D]`` with ``D == self.out_dim`` (CNN grids are flattened row-major).
+        """
+        if self.backend == "hf":
+            return self.model(pixel_values=images).last_hidden_state
+        features = self.model.forward_features(images)
+        if features.ndim == 4:  # CNN: [N, D, h, w] -> [N, h*w, D]
+            features = features.flatten(2).transpose(1, 2)
+        return features
+
+
+def mean_over_views(tokens: Tensor, view_mask: Tensor) -> Tensor:
+    """Average visual tokens over the real views of each study (R2GenGPT encodes each view and averages).
+
+    Args:
+        tokens: ``[B, V, L, D]``.
+        view_mask: ``[B, V]`` bool.
+
+    Returns:
+        ``[B, L, D]``.
+    """
+    weights = view_mask.to(tokens.dtype)[:, :, None, None]
+    return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+def _build_timm(
+    name: str, pretrained: bool, checkpoint_path: str | None, image_size: int | None, kwargs: dict[str, Any]
+) -> tuple[nn.Module, int, int, tuple[float, ...], tuple[float, ...]]:
+    import timm
+
+    if image_size is not None and "vit" in name:
+        kwargs.setdefault("img_size", image_size)
+    if checkpoint_path:
+        kwargs["pretrained_cfg_overlay"] = {"file": checkpoint_path}
+    try:
+        model = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="", **kwargs)
+    except RuntimeError as e:
+        if "Unknown model" in str(e):
+            raise ValueError(f"unknown timm model {name!r}; see timm.list_models()") from None
+        raise
+    except Exception as e:  # hub unreachable, missing file
+        raise MissingAssetError(
+            "vision encoder weights", name, "checkpoint_path", f"{type(e).__name__}; or set pretrained: false"
+        ) from e
+    cfg = model.pretrained_cfg
+    size = cfg.get("input_size", (3, 224, 224))[-1]
+    return model, model.num_features, size, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
+
+
+def _build_hf(
+    name: str, pretrained: bool, image_size: int | None, kwargs: dict[str, Any]
+) -> tuple[nn.Module, int, int, tuple[float, ...], tuple[float, ...]]:
+    from transformers import AutoConfig, AutoModel
+
+    if image_size is not None:
+        kwargs.setdefault("image_size", image_size)
+    try:
+        if pretrained:
+            model = AutoModel.from_pretrained(name, **kwargs)
+        else:
+            model = AutoModel.from_config(AutoConfig.from_pretrained(name, **kwargs))
+    except OSError as e:
+        raise MissingAssetError("vision encoder", name, "name", "not on this machine and the hub is unreachable") from e
+    config = model.config
+    out_dim = getattr(config, "hidden_size", None) or config.embed_dim
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    processor = Path(name) / "preprocessor_config.json"
+    if processor.is_file():
+        spec = json.loads(processor.read_text())
+        mean, std = tuple(spec.get("image_mean", mean)), tuple(spec.get("image_std", std))
+    return model, int(out_dim), int(getattr(config, "image_size", 224)), mean, std
