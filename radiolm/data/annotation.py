@@ -82,6 +82,7 @@ def load_image(path: str | Path) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: image file not found. Check the image root or rebuild the data set.")
+    im: Image.Image
     try:
         with Image.open(path) as im:
             im.load()

@@ -52,5 +52,6 @@ class PhantomCXRDataModule(ReportDataModule):
             log.warning("radiolm: %s was made with %s; regenerating with %s", self.root, made, self.settings)
         from radiolm.data.phantom import generate_cxr
 
-        generate_cxr(self.root, **self.settings)
+        s = self.settings
+        generate_cxr(self.root, n=s["n"], seed=s["seed"], views=s["views"], image_size=s["image_size"])
         meta_path.write_text(json.dumps(self.settings))

@@ -124,7 +124,7 @@ class ReportGenerationModule(pl.LightningModule):
         """Parameters handed to the optimizer (and saved in checkpoints)."""
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:
         params = [p for _, p in self.trainable_parameters()]
         if not params:
             raise ValueError("no trainable parameters: every part is frozen; set a part's `trainable` to lora/full")

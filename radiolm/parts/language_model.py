@@ -60,7 +60,7 @@ class LanguageModel(nn.Module):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, **common)
             if pretrained:
-                model = AutoModelForCausalLM.from_pretrained(
+                model: Any = AutoModelForCausalLM.from_pretrained(
                     path, dtype=_DTYPES[dtype], attn_implementation=attn_implementation, **common
                 )
             else:
@@ -90,10 +90,10 @@ class LanguageModel(nn.Module):
                     target_modules=lora_target_modules,
                 ),
             )
-        self.model = model
+        self.model: Any = model
 
     @property
-    def base(self) -> nn.Module:
+    def base(self) -> Any:
         """The transformers model (under the peft wrapper when LoRA is on)."""
         return self.model.get_base_model() if self.trainable == "lora" else self.model
 

@@ -84,7 +84,7 @@ class PromptTemplate:
         contexts = tok(context, add_special_tokens=False).input_ids if context else [[] for _ in range(batch)]
         if reports is not None:
             targets = tok(reports, add_special_tokens=False).input_ids
-            targets = [t[: self.max_report_tokens] + [tok.eos_token_id] for t in targets]
+            targets = [[*t[: self.max_report_tokens], tok.eos_token_id] for t in targets]
         else:
             targets = [[] for _ in range(batch)]
 

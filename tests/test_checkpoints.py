@@ -1,0 +1,76 @@
+"""Checkpoints hold trainable weights only, load into a fresh module, and resume training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from radiolm.data.datamodule import ReportDataModule
+from radiolm.methods.r2gengpt import R2GenGPT
+from radiolm.parts.generation import DecodingConfig
+from radiolm.parts.language_model import LanguageModel
+from radiolm.parts.vision import VisionEncoder
+
+
+def build(tiny_llm: Path, seed: int) -> R2GenGPT:
+    torch.manual_seed(seed)
+    encoder = VisionEncoder("test_vit", backend="timm", pretrained=False, trainable="full", image_size=64)
+    return R2GenGPT(
+        vision_encoder=encoder,
+        language_model=LanguageModel(str(tiny_llm)),
+        decoding=DecodingConfig(num_beams=1, min_new_tokens=1, max_new_tokens=4),
+        metrics=["nlg"],
+    )
+
+
+def trainer(root: Path, max_steps: int) -> pl.Trainer:
+    return pl.Trainer(
+        max_steps=max_steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        callbacks=[ModelCheckpoint(dirpath=root, save_last=True, every_n_train_steps=1)],
+    )
+
+
+@pytest.fixture()
+def data(phantom_root: Path) -> ReportDataModule:
+    from radiolm.data.transforms import ImageTransformConfig
+
+    return ReportDataModule(
+        str(phantom_root / "annotation.json"), batch_size=4, num_workers=0, image_transform=ImageTransformConfig(64)
+    )
+
+
+def test_checkpoint_holds_only_trainable_weights(tmp_path: Path, tiny_llm: Path, data: ReportDataModule) -> None:
+    model = build(tiny_llm, seed=0)
+    trainer(tmp_path, max_steps=2).fit(model, datamodule=data)
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True, map_location="cpu")
+    keys = set(checkpoint["state_dict"])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable <= keys
+    assert not any(k.startswith("language_model.") for k in keys)  # the frozen LLM is never written
+    assert checkpoint["radiolm_trainable_only"] and checkpoint["optimizer_states"]
+
+    fresh = build(tiny_llm, seed=1)  # other random init of the trainable parts, same frozen LLM source
+    fresh.on_load_checkpoint(checkpoint)
+    fresh.load_state_dict(checkpoint["state_dict"], strict=True)
+    for (name, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_fit_resumes_from_checkpoint(tmp_path: Path, tiny_llm: Path, data: ReportDataModule) -> None:
+    first = trainer(tmp_path, max_steps=2)
+    first.fit(build(tiny_llm, seed=0), datamodule=data)
+    resumed_model = build(tiny_llm, seed=5)
+    second = trainer(tmp_path / "resumed", max_steps=4)
+    second.fit(resumed_model, datamodule=data, ckpt_path=str(tmp_path / "last.ckpt"))
+    assert second.global_step == 4
+    scheduler = second.lr_scheduler_configs[0].scheduler
+    assert scheduler.last_epoch == 4  # schedule state continued from step 2, not restarted
