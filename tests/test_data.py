@@ -128,7 +128,7 @@ def test_missing_and_corrupt_images(tmp_path: Path) -> None:
 def test_labels_csv_missing_columns(tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text("id,Cardiomegaly\na,1\n")
-    with pytest.raises(DataError, match="columns .* missing"):
+    with pytest.raises(DataError, match=r"columns .* missing"):
         load_labels_csv(path)
 
 
