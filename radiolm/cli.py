@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -125,14 +126,18 @@ class RadioLMCLI(LightningCLI):
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``radiolm`` and ``lightning`` scripts."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     from radiolm.commands import COMMANDS
 
+    # Frozen parts stay in eval mode on purpose (no dropout, fixed BatchNorm statistics).
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in COMMANDS:
             COMMANDS[args[0]](args[1:])
         else:
             RadioLMCLI(args=argv)  # None: LightningCLI reads sys.argv itself
-    except RadioLMError as e:
+    except (RadioLMError, MisconfigurationException) as e:
         print(f"radiolm: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

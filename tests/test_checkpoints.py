@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -74,3 +75,25 @@ def test_fit_resumes_from_checkpoint(tmp_path: Path, tiny_llm: Path, data: Repor
     assert second.global_step == 4
     scheduler = second.lr_scheduler_configs[0].scheduler
     assert scheduler.last_epoch == 4  # schedule state continued from step 2, not restarted
+
+
+def test_cli_test_and_predict_load_a_trainable_only_checkpoint(workdir: Path, tiny_llm: Path, tiny_swin: Path) -> None:
+    """`lightning test/predict --ckpt_path` rebuild the module from the YAML and load the trainable weights."""
+    from radiolm.cli import main
+
+    from .conftest import REPO
+    from .test_experiments import tiny_overrides
+
+    experiment = REPO / "experiments" / "demo.yaml"
+    overrides = [a for a in tiny_overrides(experiment, tiny_llm, tiny_swin) if "fast_dev_run" not in a]
+    overrides += ["--trainer.max_steps=2", "--trainer.logger=false", "--trainer.default_root_dir=run"]
+    main(["fit", "-c", str(experiment), *overrides, "--test_after_fit=false"])
+    checkpoint = next((workdir / "run").rglob("last.ckpt"))
+    state = torch.load(checkpoint, weights_only=True, map_location="cpu")["state_dict"]
+    assert state and not any(k.startswith("language_model.") for k in state)
+    for command in ("test", "predict"):
+        main([command, "-c", str(experiment), *overrides, f"--ckpt_path={checkpoint}"])
+    assert list((workdir / "run").glob("predictions-test-*.jsonl"))
+    predicted = (next((workdir / "run").glob("predictions-predict-*.jsonl"))).read_text().splitlines()
+    annotation = json.loads((workdir / "data" / "phantom-cxr" / "annotation.json").read_text())
+    assert len(predicted) == len(annotation["test"])

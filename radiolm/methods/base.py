@@ -157,14 +157,22 @@ class ReportGenerationModule(pl.LightningModule):
     def test_step(self, batch: ReportBatch, batch_idx: int) -> None:
         self._collect(batch, "test")
 
-    def predict_step(self, batch: ReportBatch, batch_idx: int) -> list[dict[str, Any]]:
-        return [{"id": i, "prediction": p} for i, p in zip(batch.ids, self.generate(batch), strict=True)]
+    def predict_step(self, batch: ReportBatch, batch_idx: int) -> None:
+        self._collect(batch, "predict")
 
     def on_validation_epoch_end(self) -> None:
         self._score("val")
 
     def on_test_epoch_end(self) -> None:
         self._score("test")
+
+    def on_predict_epoch_end(self) -> None:
+        """Write ``predictions-predict-<epoch>.jsonl`` (with the references, unscored)."""
+        records = dedupe_records(_gather_objects(self._records.pop("predict", [])))
+        if self.global_rank == 0:
+            run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+            path = write_predictions(run_dir / f"predictions-predict-{self.current_epoch}.jsonl", records)
+            log.info("radiolm: wrote %s (%d studies)", path, len(records))
 
     def _collect(self, batch: ReportBatch, stage: str) -> None:
         predictions = self.generate(batch)
