@@ -22,6 +22,14 @@ from radiolm.methods.base import ReportGenerationModule
 __all__ = ["RadioLMCLI", "main"]
 
 
+DESCRIPTION = (
+    "radiolm: LLM-based radiology report generation. Train and evaluate with `fit | validate | test | predict -c "
+    "experiments/<name>.yaml`. The suite's own commands: `radiolm data phantom ...` (phantom data set), "
+    "`radiolm baseline ...` (most-common-report baseline), `radiolm assets prepare` (built-in offline models); "
+    "each has --help."
+)
+
+
 def _image_transform_of(model: ReportGenerationModule) -> Any:
     return model.image_transform
 
@@ -76,6 +84,7 @@ class RadioLMCLI(LightningCLI):
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
             parser_class=RadioLMArgumentParser,
+            parser_kwargs={"description": DESCRIPTION},
             args=args,
             run=run,
         )
