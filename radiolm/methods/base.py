@@ -50,7 +50,7 @@ class ReportGenerationModule(pl.LightningModule):
         schedule: Learning-rate schedule, stepped every optimizer step.
         selection: Weights of the validation metrics whose sum is logged as ``val/selection`` (the checkpoint
             monitor in ``experiments/_base/callbacks.yaml``).
-        metrics: Metric families computed in validation and test.
+        metrics: Metric families computed in validation and test (default ``nlg`` and ``ce``).
     """
 
     def __init__(
@@ -71,7 +71,7 @@ class ReportGenerationModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.schedule = schedule or LRSchedule()
         self.selection = dict(selection or DEFAULT_SELECTION)
-        self.metric_families = list(metrics or ["nlg"])
+        self.metric_families = list(metrics or ["nlg", "ce"])
         self._records: dict[str, list[dict[str, Any]]] = {}
         self.last_records: dict[str, list[dict[str, Any]]] = {}  # per stage, after scoring (for callbacks)
 

@@ -7,11 +7,24 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from radiolm.metrics.clinical import compute_ce
 from radiolm.metrics.nlg import NLG_METRICS, compute_nlg
 
-__all__ = ["dedupe_records", "evaluate_records", "metrics_table", "read_predictions", "write_predictions"]
+__all__ = [
+    "METRIC_FAMILIES",
+    "dedupe_records",
+    "evaluate_records",
+    "metrics_table",
+    "read_predictions",
+    "write_predictions",
+]
 
 REQUIRED_FIELDS = ("id", "prediction", "reference")
+# The columns people read first: NLG, then clinical efficacy (micro F1 over 14 and 5 observations, example-based).
+TABLE_COLUMNS = (*NLG_METRICS, "ce_f1_micro_14", "ce_f1_micro_5", "ce_f1_example")
+
+METRIC_FAMILIES = ("nlg", "ce")
+"""Metric families :func:`evaluate_records` computes: ``nlg`` (pycocoevalcap) and ``ce`` (clinical efficacy)."""
 
 
 def dedupe_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -22,19 +35,24 @@ def dedupe_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def evaluate_records(records: Sequence[dict[str, Any]], metrics: Sequence[str] = ("nlg",)) -> dict[str, float]:
+def evaluate_records(records: Sequence[dict[str, Any]], metrics: Sequence[str] = ("nlg", "ce")) -> dict[str, float]:
     """Score records with fields ``id``, ``prediction``, ``reference``.
 
     Args:
         records: One per study, each id once (see :func:`dedupe_records`).
-        metrics: Families to compute; ``nlg`` now (clinical efficacy and embedding metrics plug in here).
+        metrics: Families to compute (:data:`METRIC_FAMILIES`): ``nlg`` (BLEU-1..4, METEOR, ROUGE-L, CIDEr) and
+            ``ce`` (clinical efficacy with the rule-based CheXpert labeler, uncertain as negative: ``ce_*`` and
+            ``f1_cxb_*``, see :mod:`radiolm.metrics.clinical`); embedding metrics plug in here.
     """
-    unknown = set(metrics) - {"nlg"}
+    unknown = set(metrics) - set(METRIC_FAMILIES)
     if unknown:
-        raise ValueError(f"unknown metric families {sorted(unknown)}; available: ['nlg']")
+        raise ValueError(f"unknown metric families {sorted(unknown)}; available: {list(METRIC_FAMILIES)}")
+    predictions, references = [r["prediction"] for r in records], [r["reference"] for r in records]
     scores: dict[str, float] = {}
     if "nlg" in metrics:
-        scores.update(compute_nlg([r["prediction"] for r in records], [r["reference"] for r in records]))
+        scores.update(compute_nlg(predictions, references))
+    if "ce" in metrics:
+        scores.update(compute_ce(predictions, references))
     return scores
 
 
@@ -69,7 +87,7 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def metrics_table(rows: dict[str, dict[str, float]], columns: Sequence[str] = NLG_METRICS) -> str:
+def metrics_table(rows: dict[str, dict[str, float]], columns: Sequence[str] = TABLE_COLUMNS) -> str:
     """Markdown table, one row per named run (``{"demo": {...}, "baseline": {...}}``); absent metrics show ``-``."""
     header = "| run | " + " | ".join(columns) + " |"
     lines = [header, "|" + "---|" * (len(columns) + 1)]
