@@ -97,13 +97,16 @@ class RadioLMCLI(LightningCLI):
             "model", "data.init_args.image_transform", compute_fn=_image_transform_of, apply_on="instantiate"
         )
 
+    def _current_config(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
+
     def experiment_name(self) -> str:
-        configs = self.config.get(self.subcommand, self.config).get("config") or []
+        """The stem of the last config file (``experiments/demo.yaml`` -> ``demo``)."""
+        configs = self._current_config().get("config") or []
         return Path(str(configs[-1])).stem if configs else "radiolm"
 
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        loggers = config.trainer.logger
+        loggers = self._current_config().trainer.logger
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             init_args = getattr(logger, "init_args", None)
             if init_args is not None and "name" in init_args and init_args.name is None:
@@ -121,8 +124,7 @@ class RadioLMCLI(LightningCLI):
             raise cause from None
 
     def _keys_holding(self, value: str) -> list[str]:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        flat = config.as_flat() if hasattr(config, "as_flat") else config
+        flat = self._current_config().as_flat()
         return [k for k, v in vars(flat).items() if v == value and not k.startswith("__")]
 
     def after_fit(self) -> None:
