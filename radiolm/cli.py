@@ -2,7 +2,7 @@
 
 ``fit | validate | test | predict`` go to :class:`RadioLMCLI` (LightningCLI in subclass mode: the model is any
 :class:`ReportGenerationModule`, the data any :class:`ReportDataModule`, both chosen by ``class_path`` in YAML).
-``data | baseline | assets`` are the suite's own commands (:mod:`radiolm.commands`).
+``data | baseline | evaluate | label | assets`` are the suite's own commands (:mod:`radiolm.commands`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ __all__ = ["RadioLMCLI", "main"]
 DESCRIPTION = (
     "radiolm: LLM-based radiology report generation. Train and evaluate with `fit | validate | test | predict -c "
     "experiments/<name>.yaml`. The suite's own commands: `radiolm data phantom ...` (phantom data set), "
-    "`radiolm baseline ...` (most-common-report baseline), `radiolm assets prepare` (built-in offline models); "
+    "`radiolm baseline ...` (most-common-report baseline), `radiolm evaluate ...` (score a predictions file), "
+    "`radiolm label ...` (CheXpert-14 labels of a report file), `radiolm assets prepare` (built-in offline models); "
     "each has --help."
 )
 

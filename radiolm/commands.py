@@ -3,18 +3,26 @@
 * ``radiolm data phantom --kind cxr --out DIR --n N --seed S --views 1|2``: write the phantom data set.
 * ``radiolm baseline --annotation FILE --out DIR``: score the trivial baseline (the most common training report,
   predicted for every study) on a split, with the same metrics as the models.
+* ``radiolm evaluate --predictions preds.jsonl --out DIR [--metrics nlg,ce,...] [--labeler rules|chexbert]
+  [--uncertain negative|positive] [--bootstrap N --seed S]``: score a predictions file (``metrics.json``,
+  ``metrics.md``, ``per_observation.md``), with the function validation and test use.
+* ``radiolm label --reports FILE.jsonl|csv --out labels.csv [--text-field report] [--labeler rules|chexbert]``:
+  CheXpert-14 labels of any report file (id + 14 columns, 1 / 0 / -1 / blank).
 * ``radiolm assets prepare``: convert the built-in LLM once (the set-up does this).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["COMMANDS"]
+from radiolm.errors import DataError, RadioLMError
+
+__all__ = ["COMMANDS", "read_reports"]
 
 
 def data_command(argv: list[str]) -> None:
@@ -64,6 +72,149 @@ def baseline_command(argv: list[str]) -> None:
     print(metrics_table({"most-common-report": scores}))
 
 
+def _add_labeler_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labeler", choices=["rules", "chexbert"], default="rules", help="CheXpert-14 labeler")
+    parser.add_argument("--chexbert-checkpoint", help="--labeler chexbert: the CheXbert weights (chexbert.pth)")
+    parser.add_argument("--chexbert-tokenizer", help="--labeler chexbert: a BERT tokenizer folder")
+
+
+def evaluate_command(argv: list[str]) -> None:
+    from radiolm.metrics.clinical import UNCERTAIN_POLICIES, per_observation_markdown
+    from radiolm.metrics.evaluate import METRIC_FAMILIES, MetricOptions, evaluate, read_predictions
+
+    parser = argparse.ArgumentParser(
+        prog="radiolm evaluate",
+        description="Score a predictions JSONL (one {id, prediction, reference[, language]} per line) and write "
+        "metrics.json, metrics.md and per_observation.md to --out.",
+    )
+    parser.add_argument("--predictions", required=True, type=Path, help="predictions JSONL")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--metrics", default="nlg,ce", help=f"comma-separated families of {list(METRIC_FAMILIES)}")
+    _add_labeler_options(parser)
+    parser.add_argument("--uncertain", choices=UNCERTAIN_POLICIES, default="negative", help="CE: uncertain (-1) as")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N", help="resamples for 95%% intervals (0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    parser.add_argument("--bertscore-model", default="minilm-l6", help="BERTScore model alias or local path")
+    parser.add_argument("--bertscore-layers", type=int, help="BERTScore layer (default: the model's)")
+    parser.add_argument("--bertscore-baseline", help="baseline file to rescale BERTScore with")
+    parser.add_argument("--radgraph-model", help="RadGraph model folder")
+    args = parser.parse_args(argv)
+    families = [f.strip() for f in args.metrics.split(",") if f.strip()]
+    unknown = [f for f in families if f not in METRIC_FAMILIES]
+    if unknown or not families:
+        raise RadioLMError(
+            f"--metrics {args.metrics!r}: unknown {unknown}; use a comma-separated list of {list(METRIC_FAMILIES)}"
+        )
+    if args.bootstrap < 0:
+        raise RadioLMError(f"--bootstrap {args.bootstrap}: use 0 (no intervals) or a number of resamples")
+    options = MetricOptions(
+        labeler=args.labeler,
+        uncertain=args.uncertain,
+        chexbert_checkpoint=args.chexbert_checkpoint,
+        chexbert_tokenizer=args.chexbert_tokenizer,
+        bertscore_model=args.bertscore_model,
+        bertscore_layers=args.bertscore_layers,
+        bertscore_baseline=args.bertscore_baseline,
+        radgraph_model=args.radgraph_model,
+    )
+    records = read_predictions(args.predictions)
+    try:
+        result = evaluate(records, families, options, bootstrap=args.bootstrap, seed=args.seed)
+    except ValueError as e:  # a bad setting or input of a metric: one line, not a traceback
+        raise RadioLMError(str(e)) from None
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {"predictions": str(args.predictions), "metrics": families, **result.to_json()}
+    (args.out / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    markdown = result.markdown(f"Evaluation of `{args.predictions.name}`")
+    (args.out / "metrics.md").write_text(markdown, encoding="utf-8")
+    if result.labels is not None:
+        table = per_observation_markdown(*result.labels, uncertain=args.uncertain)
+        title = f"# Clinical efficacy per observation: `{args.predictions.name}` ({args.labeler} labeler)\n\n"
+        (args.out / "per_observation.md").write_text(title + table + "\n", encoding="utf-8")
+    print(markdown)
+    print(
+        f"wrote {args.out / 'metrics.json'}, {args.out / 'metrics.md'}"
+        + (", per_observation.md" if result.labels else "")
+    )
+
+
+def read_reports(path: Path, text_field: str = "report") -> list[tuple[str, str]]:
+    """``(id, text)`` of each report of a JSONL (objects with ``id`` and ``text_field``) or CSV (same columns).
+
+    Raises:
+        DataError: naming the file (and line) for an unknown format, a missing column or field, a non-text report
+            or a repeated id.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: no such reports file")
+    rows: list[tuple[int, dict]] = []
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in ("id", text_field) if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(
+                    f"{path}: missing column(s) {missing}; a reports CSV needs 'id' and '{text_field}' (--text-field)"
+                )
+            rows = [(reader.line_num, row) for row in reader]
+    elif path.suffix.lower() in (".jsonl", ".json"):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((number, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise DataError(
+                        f"{path}:{number}: not JSON ({e}); a reports file has one object per line"
+                    ) from None
+    else:
+        raise DataError(f"{path}: unknown format {path.suffix!r}; use a .jsonl or .csv file")
+    reports, seen = [], set()
+    for number, row in rows:
+        if not isinstance(row, dict) or "id" not in row or text_field not in row:
+            raise DataError(
+                f"{path}:{number}: needs fields 'id' and '{text_field}' (choose the text with --text-field)"
+            )
+        text = row[text_field] if row[text_field] is not None else ""
+        if not isinstance(text, str):
+            raise DataError(f"{path}:{number}: field '{text_field}' must be text, got {text!r}")
+        if str(row["id"]) in seen:
+            raise DataError(f"{path}:{number}: duplicate id {row['id']!r}")
+        seen.add(str(row["id"]))
+        reports.append((str(row["id"]), text))
+    return reports
+
+
+def label_command(argv: list[str]) -> None:
+    from radiolm.data.labels import CHEXPERT_14
+    from radiolm.metrics.evaluate import MetricOptions, make_labeler
+
+    parser = argparse.ArgumentParser(
+        prog="radiolm label",
+        description="Write the CheXpert-14 labels of a report file: id + 14 columns, 1 / 0 / -1 / blank.",
+    )
+    parser.add_argument("--reports", required=True, type=Path, help="reports .jsonl or .csv with an id column")
+    parser.add_argument("--text-field", default="report", help="field / column holding the report text")
+    _add_labeler_options(parser)
+    parser.add_argument("--out", required=True, type=Path, help="labels CSV to write")
+    args = parser.parse_args(argv)
+    reports = read_reports(args.reports, args.text_field)
+    options = MetricOptions(
+        labeler=args.labeler, chexbert_checkpoint=args.chexbert_checkpoint, chexbert_tokenizer=args.chexbert_tokenizer
+    )
+    labels = make_labeler(options)([text for _, text in reports])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", *CHEXPERT_14])
+        for (study, _), row in zip(reports, labels, strict=True):
+            writer.writerow([study, *("" if value is None else int(value) for value in row)])
+    print(f"labelled {len(reports)} reports ({args.labeler} labeler) -> {args.out}")
+    print("| observation | 1 | 0 | -1 | blank |\n|---|---:|---:|---:|---:|")
+    for i, name in enumerate(CHEXPERT_14):
+        counts = Counter(row[i] for row in labels)
+        print(f"| {name} | {counts[1]} | {counts[0]} | {counts[-1]} | {counts[None]} |")
+
+
 def assets_command(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="radiolm assets", description="Prepare the built-in offline models.")
     parser.add_argument("action", choices=["prepare"])
@@ -77,5 +228,7 @@ def assets_command(argv: list[str]) -> None:
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "data": data_command,
     "baseline": baseline_command,
+    "evaluate": evaluate_command,
+    "label": label_command,
     "assets": assets_command,
 }

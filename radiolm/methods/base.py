@@ -169,8 +169,8 @@ class ReportGenerationModule(pl.LightningModule):
     def on_predict_epoch_end(self) -> None:
         """Write ``predictions-predict-<epoch>.jsonl`` (with the references, unscored)."""
         records = dedupe_records(_gather_objects(self._records.pop("predict", [])))
+        run_dir = self._run_dir()
         if self.global_rank == 0:
-            run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
             path = write_predictions(run_dir / f"predictions-predict-{self.current_epoch}.jsonl", records)
             log.info("radiolm: wrote %s (%d studies)", path, len(records))
 
@@ -193,19 +193,24 @@ class ReportGenerationModule(pl.LightningModule):
         if self.trainer.sanity_checking:
             return
         records = dedupe_records(_gather_objects(records))
+        run_dir = self._run_dir()
         scores: dict[str, float] = {}
         if self.global_rank == 0:
             scores = evaluate_records(records, self.metric_families)
             if stage == "val":
                 scores["selection"] = sum(w * scores.get(k, 0.0) for k, w in self.selection.items())
-            self._write(stage, records, scores)
+            self._write(run_dir, stage, records, scores)
             self.last_records[stage] = records
         scores = _broadcast_object(scores)
         for name, value in scores.items():
             self.log(f"{stage}/{name}", value, prog_bar=name in ("bleu4", "cider", "selection"), sync_dist=False)
 
-    def _write(self, stage: str, records: list[dict[str, Any]], scores: dict[str, float]) -> None:
-        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+    def _run_dir(self) -> Path:
+        """The run folder. ``trainer.log_dir`` is a collective (rank 0 broadcasts it): every rank must call this,
+        or rank 0's broadcast pairs with another rank's next collective."""
+        return Path(self.trainer.log_dir or self.trainer.default_root_dir)
+
+    def _write(self, run_dir: Path, stage: str, records: list[dict[str, Any]], scores: dict[str, float]) -> None:
         epoch = self.current_epoch
         path = write_predictions(run_dir / f"predictions-{stage}-{epoch}.jsonl", records)
         (run_dir / f"metrics-{stage}-{epoch}.json").write_text(json.dumps({"n": len(records), **scores}, indent=2))
