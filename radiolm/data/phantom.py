@@ -169,20 +169,9 @@ def _assign_splits(keys: np.ndarray, split: tuple[float, float, float]) -> list[
     return [str(name) for name in names]
 
 
-def _findings(spec: StudySpec) -> list[str]:
-    """Names of the findings present in a study (for the summary counts)."""
-    present = {
-        "cardiomegaly": spec.cardiomegaly,
-        "mediastinum_widened": spec.mediastinum_widened,
-        "effusion": spec.effusion_side,
-        "pneumothorax": spec.pneumothorax_side,
-        "consolidation": spec.consolidation_lobe,
-        "nodule": spec.nodule_mm,
-        "edema": spec.edema,
-        "atelectasis": spec.atelectasis_side,
-        "fracture": spec.fracture_side,
-    }
-    return [name for name, value in present.items() if value] + list(spec.devices)
+def _findings(spec: StudySpec) -> set[str]:
+    """Names of the findings present in a study, devices included (for the summary counts)."""
+    return spec.present_findings() | set(spec.devices)
 
 
 def _write_study(
@@ -243,7 +232,8 @@ def _write_tables(out: Path, specs: list[StudySpec], entries: list[dict], splits
 def _summary(out: Path, specs: list[StudySpec], splits: list[str], labels: list[list[int]]) -> dict:
     """Counts per split, per finding and per CheXpert observation."""
     counts = np.array(labels)
-    findings = {name: sum(name in _findings(spec) for spec in specs) for name in _PREVALENCE}
+    present = [_findings(spec) for spec in specs]
+    findings = {name: sum(name in p for p in present) for name in _PREVALENCE}
     return {
         "out": str(out),
         "n": {name: splits.count(name) for name in ("train", "val", "test")},

@@ -64,3 +64,18 @@ class StudySpec:
     fracture_rib: int | None = None
     devices: tuple[str, ...] = ()
     hedges: tuple[str, ...] = ()
+
+    def present_findings(self) -> set[str]:
+        """Names of the pathologies this study shows (devices not included)."""
+        present = {
+            "cardiomegaly": self.cardiomegaly,
+            "mediastinum_widened": self.mediastinum_widened,
+            "effusion": self.effusion_side,
+            "pneumothorax": self.pneumothorax_side,
+            "consolidation": self.consolidation_lobe,
+            "nodule": self.nodule_mm,
+            "edema": self.edema,
+            "atelectasis": self.atelectasis_side,
+            "fracture": self.fracture_side,
+        }
+        return {name for name, value in present.items() if value}

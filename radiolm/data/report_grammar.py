@@ -297,19 +297,9 @@ def _bone_keys(spec: StudySpec, rng: np.random.Generator) -> list[str]:
 
 def _impression_keys(spec: StudySpec) -> list[str]:
     """Positive findings, most urgent first, then devices; the normal line when nothing is found."""
-    present = {
-        "pneumothorax": spec.pneumothorax_side,
-        "effusion": spec.effusion_side,
-        "consolidation": spec.consolidation_lobe,
-        "edema": spec.edema,
-        "cardiomegaly": spec.cardiomegaly,
-        "mediastinum_widened": spec.mediastinum_widened,
-        "nodule": spec.nodule_mm,
-        "atelectasis": spec.atelectasis_side,
-        "fracture": spec.fracture_side,
-    }
+    present = spec.present_findings()
     hedge_of = {"consolidation": "pneumonia", "edema": "edema", "nodule": "nodule", "atelectasis": "atelectasis"}
-    keys = [_hedged(spec, f"imp_{name}", hedge_of.get(name, "")) for name in _IMPRESSION_ORDER if present[name]]
+    keys = [_hedged(spec, f"imp_{name}", hedge_of.get(name, "")) for name in _IMPRESSION_ORDER if name in present]
     if spec.effusion_side == "bilateral":
         keys[keys.index("imp_effusion")] = "imp_effusion_bilateral"
     devices = ["imp_devices"] if spec.devices else []
