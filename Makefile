@@ -2,12 +2,16 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 REPORT_KEY ?= impression
+# DRY=1 prints a table's commands instead of running them: make table-two-stage DRY=1
+TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo demo-long demo-baseline test test-slow test-gpu lint format
+.PHONY: help setup demo demo-long demo-baseline test test-slow test-gpu lint format bench-data \
+	table-two-stage table-two-stage-phantom table-bidirectional table-bidirectional-phantom \
+	table-dia-llama table-dia-llama-phantom
 
 help:  ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-28s %s\n", $$1, $$2}'
 
 setup:  ## install everything a fresh machine needs (torch 2.14.1 + torchvision 0.29.1, the suite, offline assets)
 	$(PIP) install torch==2.14.1 torchvision==0.29.1
@@ -23,6 +27,27 @@ demo-long:  ## the demo for 12 epochs (about 19 minutes on 2 cores): the image s
 
 demo-baseline:  ## the trivial baseline on the demo's test split (most common training report)
 	$(PYTHON) -m radiolm baseline --annotation data/phantom-cxr/annotation.json --report-key $(REPORT_KEY) --out runs/demo-baseline
+
+bench-data:  ## DataLoader throughput (studies/s): 224x224 two-view X-rays and 256x256x64 CT volumes
+	$(PYTHON) -m radiolm data bench
+
+table-two-stage:  ## two-stage paper, Table 1 (1- vs 2-stage x GPT2-S / GPT2-L / OpenLLaMA-7B; MIMIC-CXR, GPU)
+	$(TABLE) experiments/tables/two_stage.yaml
+
+table-two-stage-phantom:  ## the same grid on the phantom X-rays with CPU-sized models
+	$(TABLE) experiments/tables/two_stage_phantom.yaml
+
+table-bidirectional:  ## bidirectional paper, Table 3 (V2T / +CLIP / +T2V / +T2V+Rec; MIMIC-CXR, GPU)
+	$(TABLE) experiments/tables/bidirectional.yaml
+
+table-bidirectional-phantom:  ## V2T vs V2T+T2V+Rec on the phantom X-rays with CPU-sized models
+	$(TABLE) experiments/tables/bidirectional_phantom.yaml
+
+table-dia-llama:  ## Dia-LLaMA, Tables 2 and 3 (DPM / DAA / DTP ablations, prompt types; CTRG-Chest, GPU)
+	$(TABLE) experiments/tables/dia_llama.yaml
+
+table-dia-llama-phantom:  ## Dia-LLaMA full vs no-DTP on the phantom CT with CPU-sized models
+	$(TABLE) experiments/tables/dia_llama_phantom.yaml
 
 test:  ## the default test tier (no slow, no gpu tests)
 	$(PYTHON) -m pytest

@@ -71,7 +71,8 @@ class RadioLMCLI(LightningCLI):
 
     * ``model.image_transform -> data.init_args.image_transform`` (after instantiation): the encoder decides the
       image size and normalisation.
-    * Loggers whose ``name`` is null are named after the experiment file (``runs/<experiment>/version_N``).
+    * Loggers whose ``name`` is null are named after the experiment file (``runs/<experiment>/version_N``) or
+      ``--run_name`` (the table runner names each row's run).
     * ``fit`` ends with ``test`` on the best checkpoint unless ``--test_after_fit false``.
     * A missing model or file ends with one line that names the option taking a local path.
     """
@@ -94,6 +95,13 @@ class RadioLMCLI(LightningCLI):
         parser.add_argument(
             "--test_after_fit", type=bool, default=True, help="fit: test the best checkpoint when training ends"
         )
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="name of the run folder (runs/<run_name>/version_N) for loggers whose name is null; default: the "
+            "experiment file's name",
+        )
         parser.link_arguments(
             "model", "data.init_args.image_transform", compute_fn=_image_transform_of, apply_on="instantiate"
         )
@@ -102,7 +110,9 @@ class RadioLMCLI(LightningCLI):
         return self.config[self.subcommand] if self.subcommand else self.config
 
     def experiment_name(self) -> str:
-        """The stem of the last config file (``experiments/demo.yaml`` -> ``demo``)."""
+        """``--run_name``, else the stem of the last config file (``experiments/demo.yaml`` -> ``demo``)."""
+        if self._current_config().get("run_name"):
+            return str(self._current_config().run_name)
         configs = self._current_config().get("config") or []
         return Path(str(configs[-1])).stem if configs else "radiolm"
 

@@ -1,6 +1,11 @@
 """The suite's own commands next to fit / validate / test / predict.
 
-* ``radiolm data phantom --kind cxr --out DIR --n N --seed S --views 1|2``: write the phantom data set.
+* ``radiolm data phantom --kind cxr|ct --language en|zh --out DIR ...``: write a phantom data set.
+* ``radiolm data prepare iu-xray|mimic-cxr|ctrg-chest ...``: build a data set from its official download.
+* ``radiolm data bench ...``: DataLoader throughput (studies/s).
+* ``radiolm data views ...``: the frontal/lateral view classifier of the bidirectional method (train, cache labels).
+* ``radiolm analyze <name> ...``: the papers' analyses of a trained run (PNG + JSON next to the run).
+* ``radiolm table SPEC.yaml [--dry-run]``: run a paper's table grid and write it as markdown.
 * ``radiolm baseline --annotation FILE --out DIR``: score the trivial baseline (the most common training report,
   predicted for every study) on a split, with the same metrics as the models.
 * ``radiolm evaluate --predictions preds.jsonl --out DIR [--metrics nlg,ce,...] [--labeler rules|chexbert]
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -25,27 +31,56 @@ from radiolm.errors import DataError, RadioLMError
 __all__ = ["COMMANDS", "read_reports"]
 
 
-def data_command(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="radiolm data", description="Build data sets.")
-    sub = parser.add_subparsers(dest="action", required=True)
-    phantom = sub.add_parser("phantom", help="write a phantom data set (R2Gen on-disk format)")
-    phantom.add_argument("--kind", choices=["cxr"], default="cxr", help="cxr: chest X-rays (CT: data issue)")
-    phantom.add_argument("--out", required=True, type=Path)
-    phantom.add_argument("--n", type=int, default=1000, help="number of studies")
-    phantom.add_argument("--seed", type=int, default=0)
-    phantom.add_argument("--views", type=int, choices=[1, 2], default=2)
-    phantom.add_argument("--image-size", type=int, default=256)
-    phantom.add_argument("--language", choices=["en"], default="en")
-    args = parser.parse_args(argv)
-    from radiolm.data.phantom import generate_cxr
+# ``radiolm data <action>`` and ``radiolm analyze <name>``: "module:function" taking the remaining argv, imported on
+# use so that one command's dependencies (MONAI, matplotlib, ...) never slow down or break another.
+DATA_ACTIONS: dict[str, str] = {
+    "phantom": "radiolm.data.phantom_command:phantom_command",
+    "prepare": "radiolm.commands:prepare_command",
+    "bench": "radiolm.data.benchmark:bench_command",
+    "views": "radiolm.methods.view_classifier:views_command",
+}
+PREPARE: dict[str, str] = {
+    "iu-xray": "radiolm.data.iu_xray:prepare_command",
+    "mimic-cxr": "radiolm.data.mimic_cxr:prepare_command",
+    "ctrg-chest": "radiolm.data.ctrg_chest:prepare_command",
+}
+ANALYSES: dict[str, str] = {
+    "prompt-attention": "radiolm.analysis.prompt_attention:main",
+    "prompt-similarity": "radiolm.analysis.prompt_similarity:main",
+    "token-confidence": "radiolm.analysis.token_confidence:main",
+    "embedding-distance": "radiolm.analysis.embedding_distance:main",
+    "per-disease-f1": "radiolm.analysis.per_disease_f1:main",
+}
 
-    summary = generate_cxr(
-        args.out, n=args.n, seed=args.seed, views=args.views, image_size=args.image_size, language=args.language
-    )
-    (args.out / "phantom.json").write_text(
-        json.dumps({"n": args.n, "seed": args.seed, "views": args.views, "image_size": args.image_size})
-    )
-    print(json.dumps(summary, indent=2, default=str))
+
+def _dispatch(prog: str, table: dict[str, str], argv: list[str], what: str) -> None:
+    """Run ``table[argv[0]]`` with the rest of argv; ``--help`` or an unknown name lists the choices."""
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in table:
+        listing = "\n".join(f"  {prog} {name} --help" for name in table)
+        if argv and argv[0] not in ("-h", "--help"):
+            raise RadioLMError(f"{prog}: unknown {what} {argv[0]!r}; choose one of {sorted(table)}")
+        print(f"usage: {prog} <{what}> [options]\n\n{what}s:\n{listing}")
+        return
+    module_name, function = table[argv[0]].split(":")
+    getattr(importlib.import_module(module_name), function)(argv[1:])
+
+
+def data_command(argv: list[str]) -> None:
+    _dispatch("radiolm data", DATA_ACTIONS, argv, "action")
+
+
+def prepare_command(argv: list[str]) -> None:
+    _dispatch("radiolm data prepare", PREPARE, argv, "data set")
+
+
+def analyze_command(argv: list[str]) -> None:
+    _dispatch("radiolm analyze", ANALYSES, argv, "analysis")
+
+
+def table_command(argv: list[str]) -> None:
+    from radiolm.tables import table_command as run
+
+    run(argv)
 
 
 def baseline_command(argv: list[str]) -> None:
@@ -227,6 +262,8 @@ def assets_command(argv: list[str]) -> None:
 
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "data": data_command,
+    "analyze": analyze_command,
+    "table": table_command,
     "baseline": baseline_command,
     "evaluate": evaluate_command,
     "label": label_command,
