@@ -2,24 +2,34 @@
 
 Text stays text here: tokenisation belongs to the method's prompt, so data never depends on a model.
 Image size and normalisation come from the encoder through :class:`ImageTransformConfig` (linked by the CLI).
+
+Before the first step ``setup`` checks every entry once (:mod:`radiolm.data.validation`, docs/data_validation.md):
+malformed entries and empty reports, and with ``validate_images`` that every image used exists and decodes to its
+last byte. A problem stops the run with an error naming the annotation file, the entries and the image files;
+``skip_invalid: true`` drops those entries instead, logs how many and which, and writes the list to
+``<run folder>/invalid-entries.json``. ``bucketing: true`` batches training reports of similar length
+(:mod:`radiolm.data.sampler`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from radiolm.batch import ReportBatch
-from radiolm.data.annotation import SPLITS, load_annotation, load_image, load_labels_csv
+from radiolm.data.annotation import SPLITS, load_image, load_labels_csv, read_annotation
 from radiolm.data.labels import CHEXPERT_14
+from radiolm.data.sampler import BucketBatchSampler, report_lengths
 from radiolm.data.transforms import ImageTransformConfig, build_image_transform
+from radiolm.data.validation import CheckedFiles, Problem, check_entries, write_problems
 
-__all__ = ["StudyDataset", "collate_studies", "ReportDataModule"]
+__all__ = ["ReportDataModule", "StudyDataset", "collate_studies"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +120,14 @@ class ReportDataModule(pl.LightningDataModule):
         image_transform: Size and normalisation of the encoder; set by the CLI from the model.
         domain: Domain tag of the studies.
         language: Report language of the studies.
+        skip_invalid: Drop invalid entries (counted, logged, listed in ``invalid-entries.json``) instead of
+            stopping with an error.
+        validate_images: Decode every image used in ``setup`` (JPEGs at 1/8 scale, which still reads every
+            byte); files that passed are recorded in ``<annotation dir>/.radiolm-checked-images.json`` by size and
+            mtime and not decoded again. False skips the file checks: a bad file then fails when its batch loads.
+        bucketing: Training batches of reports of similar length (:class:`BucketBatchSampler`), for less padding.
+        bucket_batches: Batches per length bucket (larger mixes more, smaller pads less).
+        bucket_seed: Seed of the bucketing shuffles (epoch ``e`` uses ``bucket_seed + e``).
     """
 
     def __init__(
@@ -125,6 +143,11 @@ class ReportDataModule(pl.LightningDataModule):
         image_transform: ImageTransformConfig | None = None,
         domain: str = "cxr",
         language: str = "en",
+        skip_invalid: bool = False,
+        validate_images: bool = True,
+        bucketing: bool = False,
+        bucket_batches: int = 10,
+        bucket_seed: int = 0,
     ) -> None:
         super().__init__()
         self.annotation_path = Path(annotation_path)
@@ -135,12 +158,69 @@ class ReportDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.image_transform = image_transform or ImageTransformConfig()
         self.domain, self.language = domain, language
+        self.skip_invalid, self.validate_images = skip_invalid, validate_images
+        self.bucketing, self.bucket_batches, self.bucket_seed = bucketing, bucket_batches, bucket_seed
         self.datasets: dict[str, StudyDataset] = {}
+        self.problems: list[Problem] = []
+
+    # -- hooks for subclasses ---------------------------------------------------------------------------------------
+    def prepare_entries(self, annotation: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        """Change the entries after reading and before the checks (report cleaning, split-wide checks)."""
+        return annotation
+
+    def entry_check(self, checked: CheckedFiles) -> Callable[[dict[str, Any]], str | None]:
+        """The per-entry check of ``setup``: an empty report, then (``validate_images``) each image used."""
+
+        def check(entry: dict[str, Any]) -> str | None:
+            if not str(entry[self.report_key]).strip():
+                return f"empty '{self.report_key}' (after cleaning); give it a report or remove the entry"
+            if self.validate_images:
+                for rel in entry["image_path"][: self.max_views]:
+                    if (message := checked.check_image(self.image_root / rel)) is not None:
+                        return message
+            return None
+
+        return check
+
+    # -- set-up -----------------------------------------------------------------------------------------------------
+    def load_entries(self) -> dict[str, list[dict[str, Any]]]:
+        """Read, prepare and check the annotation; keep ``self.problems``; write them to the run folder."""
+        annotation, problems = read_annotation(self.annotation_path, self.report_key)
+        annotation = self.prepare_entries(annotation)
+        checked = CheckedFiles(self.annotation_path.parent / ".radiolm-checked-images.json")
+        try:
+            annotation, self.problems = check_entries(
+                annotation,
+                self.entry_check(checked),
+                source=self.annotation_path,
+                skip_invalid=self.skip_invalid,
+                known=problems,
+                workers=max(1, self.num_workers),
+            )
+        finally:
+            checked.save()  # also when raising: the files that passed need no second decode
+        if self.problems:
+            self._write_problems()
+        return annotation
+
+    def _write_problems(self) -> None:
+        """``invalid-entries.json`` in the run folder (``trainer.log_dir``), else next to the annotation."""
+        trainer = getattr(self, "trainer", None)
+        log_dir = trainer.log_dir if trainer is not None else None  # a collective: every rank calls it
+        if trainer is not None and not trainer.is_global_zero:
+            return
+        target = Path(log_dir) if log_dir else self.annotation_path.parent
+        name = "invalid-entries.json" if log_dir else f"{self.annotation_path.stem}.invalid-entries.json"
+        try:
+            path = write_problems(target / name, self.problems)
+            log.warning("radiolm: the %d dropped entries are listed in %s", len(self.problems), path)
+        except OSError as e:  # a read-only data folder: the warning of check_entries has the ids already
+            log.warning("radiolm: could not write the dropped entries to %s (%s)", target / name, e)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        annotation = load_annotation(self.annotation_path, self.report_key)
+        annotation = self.load_entries()
         labels = load_labels_csv(self.labels_path) if self.labels_path.is_file() else {}
         if not labels:
             log.warning("radiolm: no labels file at %s; CheXpert labels are -1 (unknown)", self.labels_path)
@@ -153,6 +233,22 @@ class ReportDataModule(pl.LightningDataModule):
         log.info("radiolm: %s studies %s", self.annotation_path, {s: len(d) for s, d in self.datasets.items()})
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split == "train" and self.bucketing:
+            dataset = self.datasets[split]
+            sampler = BucketBatchSampler(
+                RandomSampler(dataset, generator=torch.Generator().manual_seed(self.bucket_seed)),
+                self.batch_size,
+                lengths=report_lengths([entry[self.report_key] for entry in dataset.entries]),
+                batches_per_bucket=self.bucket_batches,
+                seed=self.bucket_seed,
+            )
+            return DataLoader(
+                dataset,
+                batch_sampler=sampler,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+                collate_fn=collate_studies,
+            )
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,

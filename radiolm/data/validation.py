@@ -1,0 +1,218 @@
+"""Per-entry validation of a data set before the first training step: problems are named, counted, never hidden.
+
+A DataModule runs one check per annotation entry (files exist and decode, the report is not empty, ...). Every
+failing entry becomes a :class:`Problem` that names the split, the entry id, the annotation file and what is wrong.
+By default any problem stops the run with one :class:`~radiolm.errors.DataError` that lists the first few and the
+count; with ``skip_invalid: true`` the entries are dropped instead, a warning gives the count and ids, and the
+DataModule writes the full list with :func:`write_problems` (``<run folder>/invalid-entries.json``).
+
+Usage (the CT DataModule checks volumes the same way)::
+
+    from radiolm.data.validation import check_entries, check_image_file, write_problems
+
+    def check(entry: dict) -> str | None:        # None when the entry is fine, else one line naming the file
+        for rel in entry["image_path"]:
+            if (message := check_image_file(root / rel)) is not None:
+                return message
+        return None
+
+    annotation, problems = check_entries(annotation, check, source=annotation_path, skip_invalid=skip_invalid)
+    if problems:
+        write_problems(run_dir / "invalid-entries.json", problems)
+
+``check_entries`` raises when there are problems and ``skip_invalid`` is false, so the code after it only ever sees
+clean entries. Whole-file problems (not JSON, a missing split) are not entries and always raise, in
+:mod:`radiolm.data.annotation`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from radiolm.errors import DataError
+
+__all__ = [
+    "FIX_HINT",
+    "CheckedFiles",
+    "Problem",
+    "check_entries",
+    "check_image_file",
+    "format_problems",
+    "write_problems",
+]
+
+log = logging.getLogger(__name__)
+
+FIX_HINT = "fix the files or set `skip_invalid: true` to drop them"
+# How many problems an error message or a warning lists before it says "... and N more".
+SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid entry.
+
+    Attributes:
+        split: ``train`` / ``val`` / ``test``.
+        id: The entry's id (``#<index>`` when the entry has none).
+        source: The annotation file the entry comes from.
+        message: What is wrong, naming the data file where there is one.
+    """
+
+    split: str
+    id: str
+    source: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.split} entry '{self.id}': {self.message}"
+
+
+def format_problems(problems: Sequence[Problem], shown: int = SHOWN) -> str:
+    """The first ``shown`` problems, one per line, and how many more there are."""
+    lines = [f"  - {p}" for p in problems[:shown]]
+    if len(problems) > shown:
+        lines.append(f"  ... and {len(problems) - shown} more")
+    return "\n".join(lines)
+
+
+def check_entries(
+    entries_by_split: dict[str, list[dict[str, Any]]],
+    check: Callable[[dict[str, Any]], str | None],
+    *,
+    source: Path,
+    skip_invalid: bool,
+    known: Sequence[Problem] = (),
+    workers: int = 1,
+) -> tuple[dict[str, list[dict[str, Any]]], list[Problem]]:
+    """Run ``check`` on every entry; raise on problems, or drop the entries when ``skip_invalid``.
+
+    Args:
+        entries_by_split: Split name -> entries (each a dict with an ``id``).
+        check: Entry -> ``None`` when valid, else a one-line message that names the file concerned.
+        source: The annotation file, named in every problem and in the error.
+        skip_invalid: Drop invalid entries (with a warning) instead of raising.
+        known: Problems found earlier (e.g. by the annotation reader, whose entries are already gone); they are
+            reported together with the new ones.
+        workers: Threads that run ``check`` (image decoding releases the GIL); the order of results is kept.
+
+    Returns:
+        The entries that passed, by split, and every problem (``known`` first).
+
+    Raises:
+        DataError: when there is any problem and ``skip_invalid`` is false; it names ``source``, lists the first
+            few problems and the count, and says how to go on.
+    """
+    problems = list(known)
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for split, entries in entries_by_split.items():
+        if workers > 1 and len(entries) > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(check, entries))
+        else:
+            results = [check(entry) for entry in entries]
+        kept[split] = []
+        for index, (entry, message) in enumerate(zip(entries, results, strict=True)):
+            if message is None:
+                kept[split].append(entry)
+            else:
+                problems.append(Problem(split, str(entry.get("id", f"#{index}")), str(source), message))
+    if problems and not skip_invalid:
+        raise DataError(
+            f"{source}: {len(problems)} invalid entr{'y' if len(problems) == 1 else 'ies'}:\n"
+            f"{format_problems(problems)}\n{FIX_HINT}."
+        )
+    if problems:
+        log.warning(
+            "radiolm: skip_invalid: dropped %d invalid entries of %s: %s",
+            len(problems),
+            source,
+            ", ".join(f"{p.split}/{p.id}" for p in problems),
+        )
+    return kept, problems
+
+
+def write_problems(path: Path, problems: Sequence[Problem]) -> Path:
+    """Write ``problems`` as a JSON list of ``{split, id, source, message}`` to ``path`` (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(p) for p in problems], indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def check_image_file(path: Path, *, draft: bool = True) -> str | None:
+    """``None`` when ``path`` is an image that decodes to its last byte, else a message naming the file.
+
+    Args:
+        path: The image file.
+        draft: Let JPEG files decode at 1/8 scale (``Image.draft``): the whole entropy-coded stream is still read, so
+            a truncated or corrupt file still fails, at a fraction of the cost of a full-size decode (a MIMIC-CXR
+            JPEG is about 2500 x 3000 pixels).
+    """
+    if not path.is_file():
+        return f"{path}: image file not found; check the image root or download the file"
+    try:
+        with Image.open(path) as im:
+            if draft and im.format == "JPEG":
+                im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... for truncated / corrupt files
+        return f"{path}: cannot decode image ({type(e).__name__}: {e}); re-download or remove it"
+    return None
+
+
+class CheckedFiles:
+    """Files that passed a decode check, remembered by size and modification time in a JSON file.
+
+    Decoding every image of MIMIC-CXR (377k JPEGs) takes hours of CPU, so a DataModule decodes each file once:
+    later runs re-check only files that are new or changed since (a replaced or truncated file has another size or
+    mtime). Without a writable place for the record, every run decodes everything.
+
+    Args:
+        path: The record (e.g. ``<annotation dir>/.radiolm-checked-images.json``); ``None`` keeps nothing.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.files: dict[str, list[int]] = {}
+        if path is not None and path.is_file():
+            try:
+                self.files = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # a broken record only costs a re-check
+                self.files = {}
+        self.changed = False
+
+    def check_image(self, path: Path) -> str | None:
+        """:func:`check_image_file`, skipped when ``path`` passed before with the same size and mtime."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return check_image_file(path)
+        key, stamp = str(path), [stat.st_size, stat.st_mtime_ns]
+        if self.files.get(key) == stamp:
+            return None
+        message = check_image_file(path)
+        if message is None:
+            self.files[key] = stamp
+            self.changed = True
+        return message
+
+    def save(self) -> None:
+        """Write the record (atomically) when something was added; an unwritable place is logged, not an error."""
+        if self.path is None or not self.changed:
+            return
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.files), encoding="utf-8")
+            os.replace(tmp, self.path)
+            self.changed = False
+        except OSError as e:
+            log.info("radiolm: cannot record the checked images in %s (%s); the next run checks them again", tmp, e)
