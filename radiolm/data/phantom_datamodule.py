@@ -41,17 +41,21 @@ class PhantomCXRDataModule(ReportDataModule):
     ) -> None:
         super().__init__(annotation_path=str(Path(root) / "annotation.json"), **kwargs)
         self.root = Path(root)
-        self.settings = {"n": n, "seed": seed, "views": views, "image_size": image_size}
+        # The report language is the base class's ``language`` (en | zh): the phantom writes reports in it.
+        self.settings = {"n": n, "seed": seed, "views": views, "image_size": image_size, "language": self.language}
 
     def prepare_data(self) -> None:
         meta_path = self.root / "phantom.json"
         if meta_path.is_file() and self.annotation_path.is_file():
             made = json.loads(meta_path.read_text())
+            made.setdefault("language", "en")  # data sets written before Chinese reports existed
             if all(made.get(k) == v for k, v in self.settings.items()):
                 return
             log.warning("radiolm: %s was made with %s; regenerating with %s", self.root, made, self.settings)
         from radiolm.data.phantom import generate_cxr
 
         s = self.settings
-        generate_cxr(self.root, n=s["n"], seed=s["seed"], views=s["views"], image_size=s["image_size"])
+        generate_cxr(
+            self.root, n=s["n"], seed=s["seed"], views=s["views"], image_size=s["image_size"], language=s["language"]
+        )
         meta_path.write_text(json.dumps(self.settings))

@@ -16,11 +16,12 @@ them: a hedged finding is labelled ``-1`` (uncertain), as the CheXpert labeler d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from radiolm.data.labels import CHEXPERT_14, NEGATIVE, POSITIVE, UNCERTAIN
+from radiolm.data.report_grammar_zh import ZH_CXR_LEXICON
 
 if TYPE_CHECKING:
     from radiolm.data.phantom import StudySpec
@@ -181,7 +182,10 @@ _EN_TEMPLATES: dict[str, tuple[str, ...]] = {
     "imp_fracture": ("{frac_side} {rib} rib fracture.",),
 }
 
-_LEXICONS: dict[str, dict[str, dict]] = {"en": {"words": _EN_WORDS, "templates": _EN_TEMPLATES}}
+_LEXICONS: dict[str, dict[str, Any]] = {
+    "en": {"words": _EN_WORDS, "templates": _EN_TEMPLATES},
+    "zh": ZH_CXR_LEXICON,
+}
 
 LANGUAGES: tuple[str, ...] = tuple(_LEXICONS)
 """Languages :func:`write_report` can write."""
@@ -207,11 +211,10 @@ _IMPRESSION_ORDER = (
 
 
 def check_language(language: str) -> None:
-    """Raise ``NotImplementedError`` unless reports can be written in ``language``."""
+    """Raise ``ValueError`` unless reports can be written in ``language``."""
     if language not in _LEXICONS:
-        raise NotImplementedError(
-            f"phantom reports in language {language!r} are not available (have: {', '.join(LANGUAGES)}); "
-            "--language zh comes with the CT/Chinese phantom issue"
+        raise ValueError(
+            f"phantom reports in language {language!r} are not available (have: {', '.join(LANGUAGES)})"
         )
 
 
@@ -322,7 +325,7 @@ def write_report(spec: StudySpec, rng: np.random.Generator, language: str = "en"
     Args:
         spec: the sampled study.
         rng: source of the paraphrase choice, sentence order and which absent findings are negated.
-        language: report language; only ``"en"`` so far.
+        language: report language, ``"en"`` or ``"zh"`` (:mod:`radiolm.data.report_grammar_zh`).
 
     Returns:
         ``(findings, impression)``, each a few sentences in sentence case.
@@ -332,7 +335,7 @@ def write_report(spec: StudySpec, rng: np.random.Generator, language: str = "en"
     """
     check_language(language)
     lexicon = _LEXICONS[language]
-    slots = _slots(spec, lexicon["words"])
+    slots = lexicon.get("slots", _slots)(spec, lexicon["words"])  # zh brings its own words for the slots
     findings = []
     sections = [list(spec.devices), _heart_keys(spec, rng), _lung_keys(spec, rng), _pleura_keys(spec, rng)]
     sections.append(_bone_keys(spec, rng))
@@ -341,7 +344,8 @@ def write_report(spec: StudySpec, rng: np.random.Generator, language: str = "en"
     for keys in sections:
         findings += _realize([keys[i] for i in rng.permutation(len(keys))], lexicon, slots, rng)
     impression = _realize(_impression_keys(spec), lexicon, slots, rng)
-    return " ".join(findings), " ".join(impression)
+    separator = lexicon.get("separator", " ")  # zh: sentences end in "。" and join without spaces
+    return separator.join(findings), separator.join(impression)
 
 
 def spec_labels(spec: StudySpec) -> list[int]:
