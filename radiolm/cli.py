@@ -1,155 +1,39 @@
 """The command line: ``lightning`` / ``radiolm`` / ``python -m radiolm``.
 
-``fit | validate | test | predict`` go to :class:`RadioLMCLI` (LightningCLI in subclass mode: the model is any
-:class:`ReportGenerationModule`, the data any :class:`ReportDataModule`, both chosen by ``class_path`` in YAML).
-``data | baseline | evaluate | label | assets`` are the suite's own commands (:mod:`radiolm.commands`).
+``fit | validate | test | predict`` go to :class:`radiolm.lightning_cli.RadioLMCLI` (LightningCLI in subclass
+mode). ``data | baseline | evaluate | label | analyze | table | assets`` are the suite's own commands
+(:mod:`radiolm.commands`); they do not import Lightning, so they start in a fraction of the time.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import warnings
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from radiolm.errors import RadioLMError
 
-from radiolm.data.datamodule import ReportDataModule
-from radiolm.errors import MissingAssetError, RadioLMError
-from radiolm.methods.base import ReportGenerationModule
-
-__all__ = ["RadioLMCLI", "main"]
+__all__ = ["main"]
 
 
-DESCRIPTION = (
-    "radiolm: LLM-based radiology report generation. Train and evaluate with `fit | validate | test | predict -c "
-    "experiments/<name>.yaml`. The suite's own commands: `radiolm data phantom ...` (phantom data set), "
-    "`radiolm baseline ...` (most-common-report baseline), `radiolm evaluate ...` (score a predictions file), "
-    "`radiolm label ...` (CheXpert-14 labels of a report file), `radiolm assets prepare` (built-in offline models); "
-    "each has --help."
-)
+def __getattr__(name: str) -> Any:
+    if name == "RadioLMCLI":  # ``from radiolm.cli import RadioLMCLI`` keeps working, imported on use
+        from radiolm.lightning_cli import RadioLMCLI
+
+        return RadioLMCLI
+    raise AttributeError(name)
 
 
-def _image_transform_of(model: ReportGenerationModule) -> Any:
-    return model.image_transform
-
-
-def _root_cause(error: BaseException) -> RadioLMError | None:
-    """jsonargparse wraps errors raised while instantiating; find ours in the chain."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, RadioLMError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _one_line(message: str) -> str:
-    """Condense a jsonargparse error into one line that names the innermost problem."""
-    problems = re.findall(r"Problem with given class_path '([^']+)':\s*\n\s*([^\n]+)", message)
-    for class_path, detail in reversed(problems):
-        if "Parser key" not in detail:
-            return f"cannot import class_path '{class_path}' ({detail.strip()})"
-    return " ".join(message.split())
-
-
-class RadioLMArgumentParser(LightningArgumentParser):
-    """Parser errors end in one line (the option list is one ``--help`` away), exit status 2."""
-
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        if not self.exit_on_error:  # jsonargparse probing alternatives: it catches this
-            super().error(message, ex)
-        parser = getattr(ex, "subcommand_parser", None) or self
-        prog = parser.prog.replace(" [options]", "")
-        print(f"radiolm: error: {_one_line(message)}  (options: `{prog} --help`)", file=sys.stderr)
-        raise SystemExit(2)
-
-
-class RadioLMCLI(LightningCLI):
-    """LightningCLI with the suite's links and conventions.
-
-    * ``model.image_transform -> data.init_args.image_transform`` (after instantiation): the encoder decides the
-      image size and normalisation.
-    * Loggers whose ``name`` is null are named after the experiment file (``runs/<experiment>/version_N``) or
-      ``--run_name`` (the table runner names each row's run).
-    * ``fit`` ends with ``test`` on the best checkpoint unless ``--test_after_fit false``.
-    * A missing model or file ends with one line that names the option taking a local path.
-    """
-
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
-        super().__init__(
-            ReportGenerationModule,
-            ReportDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-            parser_class=RadioLMArgumentParser,
-            parser_kwargs={"description": DESCRIPTION},
-            args=args,
-            run=run,
-        )
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument(
-            "--test_after_fit", type=bool, default=True, help="fit: test the best checkpoint when training ends"
-        )
-        parser.add_argument(
-            "--run_name",
-            type=str | None,
-            default=None,
-            help="name of the run folder (runs/<run_name>/version_N) for loggers whose name is null; default: the "
-            "experiment file's name",
-        )
-        parser.link_arguments(
-            "model", "data.init_args.image_transform", compute_fn=_image_transform_of, apply_on="instantiate"
-        )
-
-    def _current_config(self) -> Any:
-        return self.config[self.subcommand] if self.subcommand else self.config
-
-    def experiment_name(self) -> str:
-        """``--run_name``, else the stem of the last config file (``experiments/demo.yaml`` -> ``demo``)."""
-        if self._current_config().get("run_name"):
-            return str(self._current_config().run_name)
-        configs = self._current_config().get("config") or []
-        return Path(str(configs[-1])).stem if configs else "radiolm"
-
-    def before_instantiate_classes(self) -> None:
-        loggers = self._current_config().trainer.logger
-        for logger in loggers if isinstance(loggers, list) else [loggers]:
-            init_args = getattr(logger, "init_args", None)
-            if init_args is not None and "name" in init_args and init_args.name is None:
-                init_args.name = self.experiment_name()
-
-    def instantiate_classes(self) -> None:
-        try:
-            super().instantiate_classes()
-        except Exception as e:
-            cause = _root_cause(e)
-            if cause is None:
-                raise
-            if isinstance(cause, MissingAssetError):
-                cause.with_option_keys(self._keys_holding(cause.name))
-            raise cause from None
-
-    def _keys_holding(self, value: str) -> list[str]:
-        flat = self._current_config().as_flat()
-        return [k for k, v in vars(flat).items() if v == value and not k.startswith("__")]
-
-    def after_fit(self) -> None:
-        if not self.config.fit.test_after_fit or self.trainer.interrupted:
-            return
-        callback = self.trainer.checkpoint_callback
-        best = getattr(callback, "best_model_path", "") if callback else ""
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+def _is_user_error(error: Exception) -> bool:
+    """Ours, or Lightning's misconfiguration (checked only when Lightning was imported): one line, exit 2."""
+    if isinstance(error, RadioLMError):
+        return True
+    lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")
+    return lightning_errors is not None and isinstance(error, lightning_errors.MisconfigurationException)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``radiolm`` and ``lightning`` scripts."""
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
     from radiolm.commands import COMMANDS
 
     # Frozen parts stay in eval mode on purpose (no dropout, fixed BatchNorm statistics).
@@ -159,7 +43,11 @@ def main(argv: list[str] | None = None) -> None:
         if args and args[0] in COMMANDS:
             COMMANDS[args[0]](args[1:])
         else:
+            from radiolm.lightning_cli import RadioLMCLI  # Lightning only for the Lightning subcommands
+
             RadioLMCLI(args=argv)  # None: LightningCLI reads sys.argv itself
-    except (RadioLMError, MisconfigurationException) as e:
+    except Exception as e:
+        if not _is_user_error(e):
+            raise
         print(f"radiolm: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

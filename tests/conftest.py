@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import lightning.pytorch  # noqa: F401  Lightning binds its log handler to stderr at import: before any capture
 import pytest
 import torch
 

@@ -16,9 +16,20 @@ def run_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err  # one line, no traceback, no usage dump
-    return err
+    # Lightning's own INFO log lines (e.g. "Seed set to 42") may precede the error.
+    lines = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("INFO:")]
+    assert len(lines) == 1, lines  # one line, no traceback, no usage dump
+    return lines[0]
+
+
+def test_suite_commands_do_not_import_lightning() -> None:
+    """`radiolm data|evaluate|label|table ...` start fast: the entry point imports Lightning only for fit & co."""
+    import subprocess
+    import sys
+
+    code = "import sys; from radiolm.cli import main; main(['data', '--help']); print('lightning' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
 
 
 def test_missing_model_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:

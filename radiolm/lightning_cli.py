@@ -1,0 +1,146 @@
+"""RadioLMCLI: LightningCLI in subclass mode with the suite's links, run names and one-line errors.
+
+The model is any :class:`ReportGenerationModule`, the data any :class:`ReportDataModule`, both chosen by
+``class_path`` in YAML. The entry point is :func:`radiolm.cli.main`, which imports this module only for
+``fit | validate | test | predict``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from radiolm.data.datamodule import ReportDataModule
+from radiolm.errors import MissingAssetError, RadioLMError
+from radiolm.methods.base import ReportGenerationModule
+
+__all__ = ["RadioLMArgumentParser", "RadioLMCLI"]
+
+
+DESCRIPTION = (
+    "radiolm: LLM-based radiology report generation. Train and evaluate with `fit | validate | test | predict -c "
+    "experiments/<name>.yaml`. The suite's own commands: `radiolm data phantom|prepare|bench|views ...` (data sets), "
+    "`radiolm baseline ...` (most-common-report baseline), `radiolm evaluate ...` (score a predictions file), "
+    "`radiolm label ...` (CheXpert-14 labels of a report file), `radiolm analyze <name> ...` (the papers' analyses), "
+    "`radiolm table SPEC.yaml` (a paper's table grid), `radiolm assets prepare` (built-in offline models); "
+    "each has --help."
+)
+
+
+def _image_transform_of(model: ReportGenerationModule) -> Any:
+    return model.image_transform
+
+
+def _root_cause(error: BaseException) -> RadioLMError | None:
+    """jsonargparse wraps errors raised while instantiating; find ours in the chain."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, RadioLMError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _one_line(message: str) -> str:
+    """Condense a jsonargparse error into one line that names the innermost problem."""
+    problems = re.findall(r"Problem with given class_path '([^']+)':\s*\n\s*([^\n]+)", message)
+    for class_path, detail in reversed(problems):
+        if "Parser key" not in detail:
+            return f"cannot import class_path '{class_path}' ({detail.strip()})"
+    return " ".join(message.split())
+
+
+class RadioLMArgumentParser(LightningArgumentParser):
+    """Parser errors end in one line (the option list is one ``--help`` away), exit status 2."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error:  # jsonargparse probing alternatives: it catches this
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        print(f"radiolm: error: {_one_line(message)}  (options: `{prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+class RadioLMCLI(LightningCLI):
+    """LightningCLI with the suite's links and conventions.
+
+    * ``model.image_transform -> data.init_args.image_transform`` (after instantiation): the encoder decides the
+      image size and normalisation.
+    * Loggers whose ``name`` is null are named after the experiment file (``runs/<experiment>/version_N``) or
+      ``--run_name`` (the table runner names each row's run).
+    * ``fit`` ends with ``test`` on the best checkpoint unless ``--test_after_fit false``.
+    * A missing model or file ends with one line that names the option taking a local path.
+    """
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            ReportGenerationModule,
+            ReportDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            parser_class=RadioLMArgumentParser,
+            parser_kwargs={"description": DESCRIPTION},
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=True, help="fit: test the best checkpoint when training ends"
+        )
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="name of the run folder (runs/<run_name>/version_N) for loggers whose name is null; default: the "
+            "experiment file's name",
+        )
+        parser.link_arguments(
+            "model", "data.init_args.image_transform", compute_fn=_image_transform_of, apply_on="instantiate"
+        )
+
+    def _current_config(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
+
+    def experiment_name(self) -> str:
+        """``--run_name``, else the stem of the last config file (``experiments/demo.yaml`` -> ``demo``)."""
+        if self._current_config().get("run_name"):
+            return str(self._current_config().run_name)
+        configs = self._current_config().get("config") or []
+        return Path(str(configs[-1])).stem if configs else "radiolm"
+
+    def before_instantiate_classes(self) -> None:
+        loggers = self._current_config().trainer.logger
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            init_args = getattr(logger, "init_args", None)
+            if init_args is not None and "name" in init_args and init_args.name is None:
+                init_args.name = self.experiment_name()
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except Exception as e:
+            cause = _root_cause(e)
+            if cause is None:
+                raise
+            if isinstance(cause, MissingAssetError):
+                cause.with_option_keys(self._keys_holding(cause.name))
+            raise cause from None
+
+    def _keys_holding(self, value: str) -> list[str]:
+        flat = self._current_config().as_flat()
+        return [k for k, v in vars(flat).items() if v == value and not k.startswith("__")]
+
+    def after_fit(self) -> None:
+        if not self.config.fit.test_after_fit or self.trainer.interrupted:
+            return
+        callback = self.trainer.checkpoint_callback
+        best = getattr(callback, "best_model_path", "") if callback else ""
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
