@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from torch import Tensor, nn
 
 from radiolm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransformConfig
@@ -33,7 +34,9 @@ class VisionEncoder(nn.Module):
     """A pretrained image backbone whose last-layer grid features are the visual tokens (R2GenGPT §3, Eq. 1).
 
     Args:
-        name: timm model name (``backend: timm``) or HF hub id / local folder (``backend: hf``).
+        name: timm model name (``backend: timm``) or HF hub id / local folder (``backend: hf``); with
+            ``backend: hf`` and ``pretrained: false`` also a transformers model type (``vit_mae``) whose config is
+            built from ``model_kwargs``. A ViT-MAE gives its patch tokens in patch order, unmasked, without CLS.
         backend: ``timm``, ``hf``, or ``auto`` (``hf`` when ``name`` contains a ``/`` or is a folder).
         pretrained: Load pretrained weights; ``False`` builds the architecture with random weights (from the
             timm name, or from the ``config.json`` of an HF id / folder).
@@ -74,6 +77,8 @@ class VisionEncoder(nn.Module):
         else:
             self.model, self.out_dim, default_size, mean, std = _build_hf(name, pretrained, image_size, kwargs)
         self.image_size = image_size or default_size
+        # ViT-MAE (bidirectional paper §4.1) as an encoder: every patch, in patch order, without the CLS token.
+        self.is_mae = backend == "hf" and getattr(self.model.config, "model_type", "") == "vit_mae"
         self.image_transform = ImageTransformConfig(size=self.image_size, mean=tuple(mean), std=tuple(std))
         self.model = apply_trainable(
             self.model,
@@ -102,6 +107,10 @@ class VisionEncoder(nn.Module):
             Visual tokens ``[N, L, D]`` with ``D == self.out_dim`` (CNN grids are flattened row-major).
         """
         if self.backend == "hf":
+            if self.is_mae:  # patch order kept (noise = 0, 1, ..., L-1), no masking, CLS dropped: [N, L, D]
+                n_patches = self.model.embeddings.patch_embeddings.num_patches
+                noise = torch.arange(n_patches, device=images.device, dtype=images.dtype).expand(len(images), -1)
+                return self.model(pixel_values=images, noise=noise).last_hidden_state[:, 1:]
             return self.model(pixel_values=images).last_hidden_state
         features = self.model.forward_features(images)
         if features.ndim == 4:  # CNN: [N, D, h, w] -> [N, h*w, D]
@@ -150,15 +159,18 @@ def _build_timm(
 def _build_hf(
     name: str, pretrained: bool, image_size: int | None, kwargs: dict[str, Any]
 ) -> tuple[nn.Module, int, int, tuple[float, ...], tuple[float, ...]]:
-    from transformers import AutoConfig, AutoModel
+    from transformers import CONFIG_MAPPING, AutoConfig, AutoModel
 
     if image_size is not None:
         kwargs.setdefault("image_size", image_size)
     try:
-        if pretrained:
-            model = AutoModel.from_pretrained(name, **kwargs)
+        if not pretrained and not Path(name).exists() and name in CONFIG_MAPPING:  # a model type: built from config
+            config = AutoConfig.for_model(name, **kwargs)
         else:
-            model = AutoModel.from_config(AutoConfig.from_pretrained(name, **kwargs))
+            config = AutoConfig.from_pretrained(name, **kwargs)
+        if config.model_type == "vit_mae":
+            config.mask_ratio = 0.0  # MAE pre-training masks 75% of the patches; an encoder sees them all
+        model = AutoModel.from_pretrained(name, config=config) if pretrained else AutoModel.from_config(config)
     except OSError as e:
         raise MissingAssetError("vision encoder", name, "name", "not on this machine and the hub is unreachable") from e
     config = model.config

@@ -1,0 +1,302 @@
+"""Bidirectional V2T + T2V + Rec (radiolm/methods/bidirectional.py): shapes, what trains, the losses on hand-made
+examples, the T2V read-out, inference = R2GenGPT, and every bidirectional experiment YAML through the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from radiolm.batch import ReportBatch
+from radiolm.cli import main
+from radiolm.methods.bidirectional import Bidirectional
+from radiolm.methods.r2gengpt import R2GenGPT
+from radiolm.parts.generation import DecodingConfig
+from radiolm.parts.image_decoder import MAEImageDecoder, patchify, unpatchify
+from radiolm.parts.language_model import LanguageModel
+from radiolm.parts.losses import clip_infonce, embedding_mse
+from radiolm.parts.text_encoder import TextEncoder
+from radiolm.parts.vision import VisionEncoder
+
+from .conftest import REPO
+
+EXPERIMENTS = [
+    REPO / "experiments" / f"bidirectional_{name}.yaml"
+    for name in ("iu_xray", "mimic_cxr", "t2v_swin_iu_xray", "phantom", "phantom_v2t")
+]
+TINY_MAE = {
+    "patch_size": 8,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+TINY_DECODER = {"decoder_hidden_size": 16, "decoder_layers": 1, "decoder_heads": 2, "decoder_intermediate_size": 32}
+
+
+def tiny_encoder() -> VisionEncoder:
+    torch.manual_seed(0)
+    return VisionEncoder(
+        "vit_mae", backend="hf", pretrained=False, image_size=32, trainable="full", model_kwargs=TINY_MAE
+    )
+
+
+def tiny_text_encoder() -> TextEncoder:
+    torch.manual_seed(0)
+    return TextEncoder(
+        "minilm-l6",
+        pretrained=False,
+        model_kwargs={"num_hidden_layers": 1, "hidden_size": 48, "num_attention_heads": 2, "intermediate_size": 64},
+    )
+
+
+def make_batch(views: int = 2) -> ReportBatch:
+    torch.manual_seed(1)
+    mask = torch.tensor([[True, views == 2], [True, False]])
+    return ReportBatch(
+        ids=["s1", "s2"],
+        reports=["Moderate cardiomegaly. Small left pleural effusion.", "The lungs are clear."],
+        labels=torch.zeros(2, 14),
+        images=torch.randn(2, 2, 3, 32, 32),
+        view_mask=mask,
+        views=[["frontal", "lateral"], ["frontal"]],
+        domain=["cxr", "cxr"],
+        language=["en", "en"],
+    )
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_llm: Path) -> LanguageModel:
+    return LanguageModel(str(tiny_llm))
+
+
+def full_model(lm: LanguageModel, **kwargs) -> Bidirectional:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    return Bidirectional(
+        tiny_encoder(), lm, text_encoder=tiny_text_encoder(), image_decoder=partial(MAEImageDecoder, **TINY_DECODER),
+        **kwargs,
+    )  # fmt: skip
+
+
+# -- losses on hand-made examples ------------------------------------------------------------------------------
+def test_embedding_mse_known_answer() -> None:
+    target = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # one study, N_p = 2, D = 2
+    generated = torch.zeros(1, 2, 2)
+    # Eq. 2: (||(1,2)||^2 + ||(3,4)||^2) / 2 = (5 + 25) / 2
+    assert embedding_mse(target, generated).item() == pytest.approx(15.0)
+    assert embedding_mse(torch.ones(3, 5, 4), torch.zeros(3, 5, 4)).item() == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        embedding_mse(torch.ones(1, 2, 3), torch.ones(1, 3, 3))
+
+
+def test_clip_infonce_known_answer() -> None:
+    eye = torch.eye(2)
+    # cosine logits [[1, 0], [0, 1]] at temperature 1: each row's CE is log(1 + e^-1), both directions alike
+    assert clip_infonce(eye, eye, temperature=1.0).item() == pytest.approx(math.log(1 + math.exp(-1)), abs=1e-6)
+    # swapped pairs: the positive has cosine 0, the negative 1 -> log(1 + e^1)
+    assert clip_infonce(eye, eye.flip(0), temperature=1.0).item() == pytest.approx(math.log(1 + math.e), abs=1e-6)
+    # scale does not matter (cosine), a small temperature makes matched pairs almost free
+    assert clip_infonce(3 * eye, eye, temperature=0.01).item() < 1e-6
+
+
+# -- parts: shapes at the boundaries -----------------------------------------------------------------------------
+def test_mae_encoder_keeps_patch_order_and_drops_cls() -> None:
+    enc = tiny_encoder().eval()
+    images = torch.randn(3, 3, 32, 32)
+    tokens = enc(images)
+    assert tokens.shape == (3, 16, 32)  # (32 / 8)^2 patches, no CLS
+    assert torch.equal(tokens, enc(images))  # no random shuffling or masking
+    # patch order: the same model without any shuffling (noise = arange is the identity permutation)
+    emb, mask, restore = enc.model.embeddings(images, noise=torch.arange(16.0).expand(3, -1))
+    assert torch.equal(restore[0], torch.arange(16)) and mask.sum() == 0 and emb.shape == (3, 17, 32)
+
+
+def test_patchify_roundtrip_and_decoder_shape() -> None:
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    patches = patchify(images, 4)
+    assert patches.shape == (2, 4, 48)
+    assert torch.equal(patches[0, 1, :3], images[0, :, 0, 4])  # patch 1 = top-right, first pixel, 3 channels
+    assert torch.equal(unpatchify(patches, 4, 3), images)
+    decoder = MAEImageDecoder(32, 32, 8, 3, **TINY_DECODER)
+    assert decoder(torch.randn(5, 16, 32)).shape == (5, 3, 32, 32)
+
+
+def test_text_encoder_shapes() -> None:
+    te = tiny_text_encoder()
+    features, mask = te(["Small effusion. View: frontal.", "Clear."])
+    assert features.shape[0] == 2 and features.shape[2] == te.out_dim == 48
+    assert mask.shape == features.shape[:2] and mask[0].sum() > mask[1].sum()
+
+
+# -- the method ---------------------------------------------------------------------------------------------------
+def test_losses_and_what_trains(lm: LanguageModel) -> None:
+    model = full_model(lm, clip_dim=8).train()
+    losses = model.compute_losses(make_batch())
+    assert set(losses) == {"loss", "vtc", "tvc", "rec", "clip"}
+    total = losses["vtc"] + losses["tvc"] + losses["rec"] + losses["clip"]  # Eq. 3 with lambda_1 = lambda_2 = 1
+    assert losses["loss"].item() == pytest.approx(total.item(), rel=1e-6)
+    losses["loss"].backward()
+    trained = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert trained == {
+        "vision_encoder", "visual_mapper", "text_encoder", "textual_mapper", "reconstruction_mapper", "image_decoder",
+        "clip_visual", "clip_text",
+    }  # fmt: skip
+    assert not any(p.requires_grad for p in model.language_model.parameters())  # the LLM never trains
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert not [n for n in missing if "position" not in n], f"no gradient reaches {missing}"
+
+
+def test_ablations_are_values(lm: LanguageModel) -> None:
+    torch.manual_seed(0)
+    v2t = Bidirectional(tiny_encoder(), lm)
+    losses = v2t.compute_losses(make_batch())
+    assert set(losses) == {"loss", "vtc"} and torch.equal(losses["loss"], losses["vtc"])
+    assert v2t.text_encoder is None and v2t.image_decoder is None and v2t.clip_visual is None
+    t2v = Bidirectional(tiny_encoder(), lm, text_encoder=tiny_text_encoder(), lambda_tvc=0.5)
+    losses = t2v.compute_losses(make_batch())
+    assert set(losses) == {"loss", "vtc", "tvc"}
+    assert losses["loss"].item() == pytest.approx((losses["vtc"] + 0.5 * losses["tvc"]).item(), rel=1e-6)
+
+
+def test_t2v_texts_carry_each_image_view(lm: LanguageModel, tmp_path: Path) -> None:
+    model = full_model(lm)
+    assert model.t2v_texts(make_batch()) == [
+        "Moderate cardiomegaly. Small left pleural effusion. View: frontal.",
+        "Moderate cardiomegaly. Small left pleural effusion. View: lateral.",
+        "The lungs are clear. View: frontal.",
+    ]
+    cached = tmp_path / "views.json"
+    cached.write_text(json.dumps({"views": {"s1": ["lateral", "frontal"], "s2": ["lateral"]}}))
+    model.view_predictions = str(cached)
+    assert [t.rsplit(" ", 1)[-1] for t in model.t2v_texts(make_batch())] == ["lateral.", "frontal.", "lateral."]
+
+
+def test_t2v_readout_is_teacher_forced(lm: LanguageModel) -> None:
+    """E_g,i sees E_v,1..i-1 but never E_v,i (its own target) or later ones."""
+    model = full_model(lm).eval()
+    target = torch.randn(2, 16, lm.hidden_size)
+    texts = ["Small effusion. View: frontal.", "Clear. View: lateral."]
+    with torch.no_grad():
+        generated = model.text_to_vision(texts, target)
+        assert generated.shape == (2, 16, lm.hidden_size)
+        changed = target.clone()
+        changed[:, 5] += 1.0
+        again = model.text_to_vision(texts, changed)
+    assert torch.allclose(generated[:, :6], again[:, :6])  # E_g,1..6 (0-based 0..5) do not see E_v,6
+    assert not torch.allclose(generated[:, 6], again[:, 6])  # E_g,7 is read at the slot holding E_v,6
+
+
+def test_inference_runs_only_v2t_at_r2gengpt_cost(lm: LanguageModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = full_model(lm, clip_dim=8).eval()
+    model.decoding = DecodingConfig(num_beams=2, min_new_tokens=2, max_new_tokens=4)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a training-only branch ran during generation")
+
+    for part in (model.text_encoder, model.textual_mapper, model.image_decoder, model.reconstruction_mapper,
+                 model.clip_visual, model.clip_text):  # fmt: skip
+        monkeypatch.setattr(part, "forward", forbidden)
+    monkeypatch.setattr(model, "text_to_vision", forbidden)
+    monkeypatch.setattr(model, "view_of", forbidden)
+    monkeypatch.setattr("radiolm.methods.view_classifier.ensure_view_predictions", forbidden)
+    monkeypatch.setattr("radiolm.methods.view_classifier.predict_views", forbidden)
+    baseline = R2GenGPT(model.vision_encoder, lm, decoding=model.decoding).eval()
+    baseline.visual_mapper.load_state_dict(model.visual_mapper.state_dict())
+    batch = make_batch()
+    counts = []
+    texts = []
+    for module in (model, baseline):
+        with FlopCounterMode(display=False) as counter:
+            texts.append(module.generate(batch))
+        counts.append(counter.get_total_flops())
+    assert counts[0] == counts[1] > 0
+    assert texts[0] == texts[1]
+
+
+def test_bad_config_is_a_clear_error(lm: LanguageModel) -> None:
+    from radiolm.errors import RadioLMError
+
+    with pytest.raises(RadioLMError, match="end with"):
+        Bidirectional(tiny_encoder(), lm, t2v_template="Human: {image} about {report}")
+    timm_encoder = VisionEncoder("test_resnet", backend="timm", pretrained=False)
+    with pytest.raises(RadioLMError, match="patch-token encoder"):
+        Bidirectional(timm_encoder, lm, image_decoder=partial(MAEImageDecoder, **TINY_DECODER))
+
+
+# -- every experiment YAML through the CLI -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BLIP config folder (tiny text transformer) with the MiniLM tokenizer: ``backend: blip`` from config."""
+    from transformers import AutoTokenizer, BlipConfig
+
+    from radiolm.assets import resolve_text_encoder
+
+    out = tmp_path_factory.mktemp("tiny-blip")
+    AutoTokenizer.from_pretrained(resolve_text_encoder("minilm-l6")).save_pretrained(out)
+    text = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "intermediate_size": 64, "encoder_hidden_size": 32}  # fmt: skip
+    BlipConfig(text_config=text).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_mae(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config.json of a tiny ViT-MAE (encoder + decoder), standing in for facebook/vit-mae-large."""
+    from transformers import ViTMAEConfig
+
+    out = tmp_path_factory.mktemp("tiny-mae")
+    ViTMAEConfig(image_size=32, decoder_hidden_size=16, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+                 decoder_intermediate_size=32, **TINY_MAE).save_pretrained(out)  # fmt: skip
+    return out
+
+
+def tiny_overrides(experiment: Path, tiny_llm: Path, tiny_swin: Path, tiny_blip: Path, tiny_mae: Path) -> list[str]:
+    m = "--model.init_args."
+    text = experiment.read_text()
+    args = [
+        "--trainer.fast_dev_run=true", "--trainer.accelerator=cpu", "--trainer.devices=1",
+        "--trainer.precision=32-true",
+        f"{m}language_model.init_args.name_or_path={tiny_llm}", f"{m}language_model.init_args.dtype=float32",
+        f"{m}vision_encoder.init_args.pretrained=false", f"{m}image_resize=36", f"{m}metrics=[nlg, ce]",
+        "--data.init_args.batch_size=2", "--data.init_args.eval_batch_size=2", "--data.init_args.num_workers=0",
+    ]  # fmt: skip
+    if "swin_b_" in text:  # the tiny Swin takes 64 px
+        args += [f"{m}vision_encoder.init_args.name={tiny_swin}", f"{m}image_resize=72"]
+    elif "mae_large_full" in text:
+        args += [f"{m}vision_encoder.init_args.name={tiny_mae}", f"{m}vision_encoder.init_args.image_size=32"]
+    else:
+        mae = "{" + ", ".join(f"{k}: {v}" for k, v in TINY_MAE.items()) + "}"
+        args += [f"{m}vision_encoder.init_args.image_size=32", f"{m}vision_encoder.init_args.model_kwargs={mae}"]
+    if "blip_base_text_encoder" in text:
+        args += [f"{m}text_encoder.init_args.name={tiny_blip}", f"{m}text_encoder.init_args.pretrained=false"]
+    elif "text_encoder: null" not in text:
+        args += [f"{m}text_encoder.init_args.pretrained=false",
+                 f"{m}text_encoder.init_args.model_kwargs={{num_hidden_layers: 1}}"]  # fmt: skip
+    if "mae_large_decoder" in text:  # the decoder of the (tiny) MAE checkpoint named by the encoder
+        args += [f"{m}image_decoder.init_args.name={tiny_mae}", f"{m}image_decoder.init_args.pretrained=false"]
+    elif "MAEImageDecoder" in text:
+        args += [f"{m}image_decoder.init_args.{k}={v}" for k, v in TINY_DECODER.items()]
+    if "PhantomCXRDataModule" in text:
+        args += ["--data.init_args.n=12", "--data.init_args.image_size=64"]
+    return args
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_runs_fit_and_test(
+    experiment: Path, workdir: Path, tiny_llm: Path, tiny_swin: Path, tiny_blip: Path, tiny_mae: Path
+) -> None:
+    main(["fit", "-c", str(experiment), *tiny_overrides(experiment, tiny_llm, tiny_swin, tiny_blip, tiny_mae)])
+    records = [
+        json.loads(line) for line in sorted(workdir.glob("predictions-test-*.jsonl"))[-1].read_text().splitlines()
+    ]
+    assert records and len({r["id"] for r in records}) == len(records)
+    metrics = json.loads(sorted(workdir.glob("metrics-test-*.json"))[-1].read_text())
+    assert {"bleu4", "rouge_l", "meteor"} <= set(metrics)
+    if "text_encoder: null" not in experiment.read_text():  # T2V: the view classifier ran on the first fit
+        views = next(workdir.glob("data/*/views.json"))
+        assert json.loads(views.read_text())["accuracy"]["train"] >= 0.5
