@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
 
-__all__ = ["LinearMapper", "MapperFactory"]
+__all__ = ["LinearMapper", "MapperFactory", "PerceiverResampler", "QueryMapper"]
 
 MapperFactory = Callable[[int, int], nn.Module]
 
@@ -35,3 +36,133 @@ class LinearMapper(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         """``[B, L, D_v]`` -> ``[B, L, D_llm]``."""
         return self.norm(self.proj(tokens))
+
+
+class _PerceiverAttention(nn.Module):
+    """Latents attend to ``[media; latents]`` (Flamingo's resampler, as RadFM's code uses it)."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm_media = nn.LayerNorm(dim)
+        self.norm_latents = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, heads * dim_head, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * heads * dim_head, bias=False)
+        self.to_out = nn.Linear(heads * dim_head, dim, bias=False)
+
+    def forward(self, media: Tensor, latents: Tensor) -> Tensor:
+        """``media [B, M, c]``, ``latents [B, N, c]`` -> ``[B, N, c]``."""
+        media, latents = self.norm_media(media), self.norm_latents(latents)
+        b, n, _ = latents.shape
+        q = self.to_q(latents).view(b, n, self.heads, -1).transpose(1, 2)
+        kv = self.to_kv(torch.cat([media, latents], dim=1))
+        k, v = kv.view(b, kv.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        out = nn.functional.scaled_dot_product_attention(q, k, v)  # [B, h, N, dh]
+        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+
+
+class PerceiverResampler(nn.Module):
+    """Perceiver resampler + projection: M patch features -> N visual embeddings (Dia-LLaMA §2.1, Eq. 4).
+
+    ``N`` learned latents cross-attend to the patch features (and themselves) in ``depth`` blocks of attention +
+    feed-forward (Jaegle et al.; Flamingo's variant, which RadFM and Dia-LLaMA's code use), a final LayerNorm, then
+    a linear map to the LLM width (RadFM's ``fc``). With c = 768 and Llama-2-7B: 1024 x 768 -> 32 x 4096.
+
+    Args:
+        in_dim: Width ``c`` of the patch features.
+        out_dim: Width ``d`` of the LLM embeddings.
+        num_latents: ``N`` (Dia-LLaMA / RadFM: 32).
+        depth: Attention + feed-forward blocks (RadFM's code: 6).
+        heads: Attention heads (RadFM's code: 8).
+        dim_head: Width of one head (RadFM's code: 64).
+        ff_mult: Feed-forward expansion (RadFM's code: 4).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        num_latents: int = 32,
+        depth: int = 6,
+        heads: int = 8,
+        dim_head: int = 64,
+        ff_mult: int = 4,
+    ) -> None:
+        super().__init__()
+        self.latents = nn.Parameter(torch.randn(num_latents, in_dim))
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                [
+                    _PerceiverAttention(in_dim, heads, dim_head),
+                    nn.Sequential(
+                        nn.LayerNorm(in_dim),
+                        nn.Linear(in_dim, ff_mult * in_dim, bias=False),
+                        nn.GELU(),
+                        nn.Linear(ff_mult * in_dim, in_dim, bias=False),
+                    ),
+                ]
+            )
+            for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(in_dim)
+        self.proj = nn.Linear(in_dim, out_dim)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """``[B, M, c]`` -> ``[B, N, d]``."""
+        latents = self.latents.to(tokens.dtype).expand(tokens.shape[0], -1, -1)
+        for block in self.layers:
+            attention, feed_forward = block[0], block[1]  # type: ignore[index]
+            latents = latents + attention(tokens, latents)
+            latents = latents + feed_forward(latents)
+        return self.proj(self.norm(latents))
+
+
+class QueryMapper(nn.Module):
+    """Two-stage fine-tuning's mapping network: one transformer decoder layer with learned queries (Lu et al. §3).
+
+    ``num_queries`` learned vectors of the LLM width self-attend, cross-attend to the ``L`` visual tokens
+    (attention pooling, as BLIP-2's Q-Former; the keys / values are projected from ``D_img`` inside the
+    cross-attention, so the one layer also maps ``D_img`` to ``D_txt``) and pass a feed-forward block. The output
+    is the soft visual prompt ``C``: with BioViL-T's ResNet-50 at 480 px, ``[B, 225, 2048] -> [B, 10, D_txt]``.
+
+    Args:
+        in_dim: Width of the visual tokens ``D_img``.
+        out_dim: Width of the LLM embeddings ``D_txt``.
+        num_queries: Soft-prompt length ``N`` (§3: 10 queries for 225 visual tokens).
+        heads: Attention heads; must divide ``out_dim`` (§3 leaves it open; 8 divides GPT-2 S/L and LLaMA widths).
+        ff_mult: Feed-forward expansion (§3 leaves it open; 4 as in the transformer decoder layer).
+        dropout: Dropout inside the layer (§3 leaves it open).
+    """
+
+    def __init__(
+        self, in_dim: int, out_dim: int, num_queries: int = 10, heads: int = 8, ff_mult: int = 4, dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        if out_dim % heads:
+            raise ValueError(f"QueryMapper: heads={heads} must divide the LLM width {out_dim}; set heads")
+        self.queries = nn.Parameter(torch.randn(num_queries, out_dim) * out_dim**-0.5)
+        self.norm_visual = nn.LayerNorm(in_dim)
+        self.norm_self = nn.LayerNorm(out_dim)
+        self.self_attn = nn.MultiheadAttention(out_dim, heads, dropout=dropout, batch_first=True)
+        self.norm_cross = nn.LayerNorm(out_dim)
+        self.cross_attn = nn.MultiheadAttention(
+            out_dim, heads, dropout=dropout, kdim=in_dim, vdim=in_dim, batch_first=True
+        )
+        self.norm_ff = nn.LayerNorm(out_dim)
+        self.feed_forward = nn.Sequential(
+            nn.Linear(out_dim, ff_mult * out_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(ff_mult * out_dim, out_dim),
+        )
+        self.norm_out = nn.LayerNorm(out_dim)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """``[B, L, D_img]`` -> ``[B, num_queries, D_txt]`` (pre-norm residual blocks, final LayerNorm)."""
+        visual = self.norm_visual(tokens)
+        x = self.queries.to(tokens.dtype).expand(tokens.shape[0], -1, -1)
+        h = self.norm_self(x)
+        x = x + self.self_attn(h, h, h, need_weights=False)[0]
+        x = x + self.cross_attn(self.norm_cross(x), visual, visual, need_weights=False)[0]
+        x = x + self.feed_forward(self.norm_ff(x))
+        return self.norm_out(x)

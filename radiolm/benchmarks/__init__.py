@@ -1,0 +1,1 @@
+"""Benchmarks of real model shapes with random weights (step time, peak memory), run as ``python -m``."""
