@@ -4,6 +4,7 @@ This folder is the top-level ``callbacks/`` of the repository; packaging maps it
 ``radiolm.callbacks`` (``[tool.setuptools.package-dir]`` in ``pyproject.toml``).
 """
 
+from radiolm.callbacks.encoder_unfreeze import EncoderUnfreeze
 from radiolm.callbacks.report_samples import ReportSamples
 
-__all__ = ["ReportSamples"]
+__all__ = ["EncoderUnfreeze", "ReportSamples"]

@@ -121,8 +121,9 @@ class ReportGenerationModule(pl.LightningModule):
         return losses["loss"]
 
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        """Parameters handed to the optimizer (and saved in checkpoints)."""
-        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        """Parameters handed to the optimizer (and saved in checkpoints): those with ``requires_grad``, and those a
+        callback has frozen for a while (tagged ``radiolm_scheduled``, e.g. ``EncoderUnfreeze``'s stage 1)."""
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad or getattr(p, "radiolm_scheduled", False)]
 
     def configure_optimizers(self) -> Any:
         params = [p for _, p in self.trainable_parameters()]

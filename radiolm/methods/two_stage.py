@@ -1,0 +1,78 @@
+"""Two-stage fine-tuning (Lu et al., ``../shared/papers/two_stage_finetune.md``): ResNet-50 -> query mapper -> LoRA LM.
+
+The image encoder (BioViL-T's ResNet-50 at 480 px in the paper, §4) gives a 15 x 15 grid of 2048-d features,
+225 visual tokens; the mapping network (:class:`~radiolm.parts.mappers.QueryMapper`, §3) pools them into 10 soft
+visual prompt tokens of the LM's width; the causal LM (GPT-2 S / L, OpenLLaMA-7B) has LoRA of rank 8 on the query
+and value projections of every block (Appendix A). The loss is the report's negative log-likelihood given the
+soft prompt (§3, Eq. 1), on the findings section (§4).
+
+The two stages are not in this module: :class:`radiolm.callbacks.EncoderUnfreeze` freezes the encoder for the
+first ``freeze_epochs`` epochs (``0`` = one-stage fine-tuning), so one class and one YAML cover Table 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from radiolm.batch import ReportBatch
+from radiolm.data.transforms import ImageTransformConfig
+from radiolm.methods.base import ReportGenerationModule
+from radiolm.parts.language_model import LanguageModel
+from radiolm.parts.mappers import MapperFactory, QueryMapper
+from radiolm.parts.prompt import PromptTemplate
+from radiolm.parts.vision import VisionEncoder
+
+__all__ = ["SOFT_PROMPT_TEMPLATE", "TwoStageFinetune"]
+
+SOFT_PROMPT_TEMPLATE = "{image}"
+"""§3: the mapped context ``C`` is the LM's soft prompt and the report follows it (Eq. 1 conditions on ``C`` only);
+the paper gives no instruction text, so the default prompt is ``[bos] C report [eos]``."""
+
+
+class TwoStageFinetune(ReportGenerationModule):
+    """Lu et al.'s large multimodal model for report generation.
+
+    Args:
+        vision_encoder: ResNet-50 (BioViL-T's in the paper, §4), ``trainable: full`` (fine-tuned end to end,
+            Appendix A); the stage-1 freeze is the ``EncoderUnfreeze`` callback's job.
+        language_model: GPT-2 S / L or OpenLLaMA-7B with ``trainable: lora`` (r = 8 on q and v, Appendix A).
+        visual_mapper: Built as ``visual_mapper(D_img, D_txt)``; default :class:`QueryMapper` (10 queries, §3).
+        prompt: Default ``[bos] C report [eos]`` (:data:`SOFT_PROMPT_TEMPLATE`).
+        **kwargs: :class:`ReportGenerationModule` arguments (decoding, optimizer, schedule, selection, ...).
+    """
+
+    def __init__(
+        self,
+        vision_encoder: VisionEncoder,
+        language_model: LanguageModel,
+        visual_mapper: MapperFactory = QueryMapper,
+        prompt: PromptTemplate | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(language_model=language_model, prompt=prompt or PromptTemplate(SOFT_PROMPT_TEMPLATE), **kwargs)
+        self.vision_encoder = vision_encoder
+        self.visual_mapper = visual_mapper(vision_encoder.out_dim, language_model.hidden_size)
+
+    @property
+    def image_transform(self) -> ImageTransformConfig:
+        return self.vision_encoder.image_transform
+
+    def visual_tokens(self, batch: ReportBatch) -> Tensor:
+        """The encoder's grid features of the first (frontal, §4) view of each study.
+
+        Returns:
+            ``I`` of shape ``[B, L, D_img]`` (ResNet-50 at 480 px: ``[B, 225, 2048]``).
+        """
+        if batch.images is None:
+            raise ValueError("TwoStageFinetune needs X-ray images; the batch has none (a CT data module?)")
+        return self.vision_encoder(batch.images[:, 0])
+
+    def encode(self, batch: ReportBatch) -> Tensor:
+        """The soft visual prompt ``C`` (§3).
+
+        Returns:
+            ``[B, N, D_txt]`` (``N`` = 10 queries).
+        """
+        return self.visual_mapper(self.visual_tokens(batch))
