@@ -77,7 +77,7 @@ def run_distances(run_dir: Path, ckpt: str, split: str, limit: int | None) -> tu
         for batch in batches(run, split, limit):
             visual = run.model.encode(batch)  # [B, L, D]
             out.append(min_token_distances(visual, table))
-        studies += len(batch)
+            studies += len(batch)
     if not out:
         raise ValueError(f"{run_dir}: the {split} split is empty")
     info = {"run": str(run_dir), "checkpoint": str(run.checkpoint), "studies": studies, "vocab": len(table)}

@@ -42,7 +42,13 @@ class PhantomCXRDataModule(ReportDataModule):
         super().__init__(annotation_path=str(Path(root) / "annotation.json"), **kwargs)
         self.root = Path(root)
         # The report language is the base class's ``language`` (en | zh): the phantom writes reports in it.
-        self.settings = {"n": n, "seed": seed, "views": views, "image_size": image_size, "language": self.language}
+        self.settings: dict[str, Any] = {
+            "n": n,
+            "seed": seed,
+            "views": views,
+            "image_size": image_size,
+            "language": self.language,
+        }
 
     def prepare_data(self) -> None:
         meta_path = self.root / "phantom.json"
