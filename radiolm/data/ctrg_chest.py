@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from radiolm.batch import ReportBatch
 from radiolm.data.annotation import SPLITS, load_labels_csv
@@ -428,7 +429,7 @@ def prepare_ctrg(
     (out / "volumes").mkdir(parents=True, exist_ok=True)
     if spacing is None and any(e["path"].is_dir() or e["path"].suffix == ".npy" for e in kept["all"]):
         log.warning("radiolm: no --spacing for slice folders / .npy volumes; their NIfTI headers say 1 x 1 x 1 mm")
-    for entry in _progress(kept["all"]):
+    for entry in tqdm(kept["all"], desc="ctrg-chest", unit="study"):
         source: Path = entry["path"]
         name = source.name.lower()
         if source.is_file() and (name.endswith(".nii.gz") or name.endswith(".nii")):
@@ -479,14 +480,6 @@ def _as_language_csv(reports: Path, language: str, out: Path) -> Path:
         csv.writer(file, lineterminator="\n").writerow(renamed)
         file.write("\n".join(text[1:]) + "\n")
     return copy
-
-
-def _progress(items: list[dict[str, Any]]) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc="ctrg-chest", unit="study")
 
 
 def prepare_command(argv: list[str]) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from radiolm.data.labels import CHEXPERT_14
 from radiolm.data.phantom_render import _LOBE_FRONTAL, render_frontal, render_lateral
@@ -201,17 +201,6 @@ def _write_study(
     return spec, entry, float(split_rng.random())
 
 
-def _progress(items: range, enabled: bool) -> Iterable[int]:
-    """``items`` wrapped in a tqdm bar when asked for and tqdm is importable."""
-    if not enabled:
-        return items
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc="phantom CXR", unit="study")
-
-
 def _write_tables(out: Path, specs: list[StudySpec], entries: list[dict], splits: list[str]) -> list[list[int]]:
     """Write ``annotation.json``, ``labels.csv`` and ``phantom.jsonl``; return the labels."""
     annotation: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
@@ -286,7 +275,7 @@ def generate_cxr(
     out = Path(out)
     _prepare(out)
     specs, entries, keys = [], [], []
-    for index in _progress(range(n), progress):
+    for index in tqdm(range(n), desc="phantom CXR", unit="study", disable=not progress):
         study_id = f"phantom_{index:05d}"
         spec, entry, key = _write_study(study_id, seed, index, views, image_size, language, out / "images")
         specs.append(spec)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from radiolm.data.labels import CHEXPERT_14
 from radiolm.data.report_grammar_ct import LOBES, CTStudySpec, check_ct_language, ct_spec_labels, write_ct_report
@@ -292,16 +292,6 @@ def _prepare(out: Path) -> None:
     (out / "phantom.jsonl").write_text("")
 
 
-def _progress(items: range, enabled: bool) -> Iterable[int]:
-    if not enabled:
-        return items
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc="phantom CT", unit="study")
-
-
 def generate_ct(
     out: str | Path,
     n: int,
@@ -339,7 +329,7 @@ def generate_ct(
     _prepare(out)
     spacing = ct_spacing(size)
     specs, rows = [], []
-    for index in _progress(range(n), progress):
+    for index in tqdm(range(n), desc="phantom CT", unit="study", disable=not progress):
         study_id = f"phantom_ct_{index:05d}"
         spec_rng, volume_rng, report_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(seed, spawn_key=(index,)).spawn(3)
