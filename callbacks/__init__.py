@@ -5,6 +5,7 @@ This folder is the top-level ``callbacks/`` of the repository; packaging maps it
 """
 
 from radiolm.callbacks.encoder_unfreeze import EncoderUnfreeze
+from radiolm.callbacks.progress_log import ProgressLog
 from radiolm.callbacks.report_samples import ReportSamples
 
-__all__ = ["EncoderUnfreeze", "ReportSamples"]
+__all__ = ["EncoderUnfreeze", "ProgressLog", "ReportSamples"]

@@ -7,6 +7,7 @@ The model is any :class:`ReportGenerationModule`, the data any :class:`ReportDat
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from pathlib import Path
@@ -14,9 +15,11 @@ from typing import Any, NoReturn
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from radiolm.callbacks.progress_log import ProgressLog
 from radiolm.data.datamodule import ReportDataModule
 from radiolm.errors import MissingAssetError, RadioLMError
 from radiolm.methods.base import ReportGenerationModule
+from radiolm.precision import explain_precision, resolve_precision
 
 __all__ = ["RadioLMArgumentParser", "RadioLMCLI"]
 
@@ -54,6 +57,29 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when each record is emitted (so redirections and captures see it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """The suite's INFO lines (precision, progress, files written) go to stderr, once per process."""
+    logger = logging.getLogger("radiolm")
+    if not logger.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 class RadioLMArgumentParser(LightningArgumentParser):
     """Parser errors end in one line (the option list is one ``--help`` away), exit status 2."""
 
@@ -74,10 +100,15 @@ class RadioLMCLI(LightningCLI):
     * Loggers whose ``name`` is null are named after the experiment file (``runs/<experiment>/version_N``) or
       ``--run_name`` (the table runner names each row's run).
     * ``fit`` ends with ``test`` on the best checkpoint unless ``--test_after_fit false``.
+    * ``trainer.precision`` left unset is chosen from the machine (:mod:`radiolm.precision`: bf16-mixed where the
+      GPU or CPU has native bfloat16, fp32 on a CPU without it) and logged once; an explicit value wins.
+    * Every run gets :class:`~radiolm.callbacks.ProgressLog` (plain progress lines); without a terminal on stderr
+      the progress bar is off unless ``trainer.enable_progress_bar`` is set.
     * A missing model or file ends with one line that names the option taking a local path.
     """
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        _log_to_stderr()
         super().__init__(
             ReportGenerationModule,
             ReportDataModule,
@@ -117,11 +148,24 @@ class RadioLMCLI(LightningCLI):
         return Path(str(configs[-1])).stem if configs else "radiolm"
 
     def before_instantiate_classes(self) -> None:
-        loggers = self._current_config().trainer.logger
+        trainer = self._current_config().trainer
+        choice = resolve_precision(trainer.accelerator, trainer.precision)
+        explain_precision(choice)
+        trainer.precision = choice.precision
+        if trainer.get("enable_progress_bar") is None and not sys.stderr.isatty():
+            trainer.enable_progress_bar = False  # a log file gets ProgressLog's lines, not carriage returns
+        loggers = trainer.logger
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             init_args = getattr(logger, "init_args", None)
             if init_args is not None and "name" in init_args and init_args.name is None:
                 init_args.name = self.experiment_name()
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The trainer, with :class:`ProgressLog` added unless the config already has one."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if not any(isinstance(c, ProgressLog) for c in trainer.callbacks):
+            trainer.callbacks.append(ProgressLog())
+        return trainer
 
     def instantiate_classes(self) -> None:
         try:

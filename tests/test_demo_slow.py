@@ -1,12 +1,14 @@
-"""The demo end to end, as README runs it (slow tier: `make test-slow`, about 5 minutes on 2 cores)."""
+"""The demo end to end, as README runs it (slow tier: `make test-slow`, about 5 minutes on 2 cores), and its step time."""
 
 from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
+from lightning.pytorch import Callback
 
 from radiolm.cli import main
 
@@ -27,3 +29,45 @@ def test_demo_trains_and_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert len(predictions) == 120 and all(p["prediction"] for p in predictions)
     metrics = json.loads(next(run.glob("metrics-test-*.json")).read_text())
     assert metrics["n"] == 120 and metrics["bleu1"] > 0.1
+
+
+# README ("The demo"): seconds per training step of the demo on a quiet 2-core machine, per kind of CPU.
+README_SECONDS_PER_STEP = {"native bf16": SECONDS_PER_STEP_BF16, "no native bf16": SECONDS_PER_STEP_FP32}
+TOLERANCE = 2.5  # a loaded machine or a slower CPU may be this much slower; a precision mistake is ~40x
+
+
+class _StepTimes(Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_end(self, *args: object) -> None:
+        self.times.append(time.perf_counter())
+
+
+def test_readme_states_the_step_times() -> None:
+    readme = (REPO / "README.md").read_text()
+    for seconds in README_SECONDS_PER_STEP.values():
+        assert f"{seconds:.1f} s per step" in readme
+
+
+@pytest.mark.slow
+def test_demo_steps_are_not_far_slower_than_readme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twelve demo steps at the precision the entry point picks for this CPU: a run in bf16 on a CPU without native
+    bf16 (or any other 40x slow path) fails here instead of in a user's first hour."""
+    from radiolm.lightning_cli import RadioLMCLI
+    from radiolm.precision import cpu_has_native_bf16
+
+    monkeypatch.chdir(tmp_path)
+    cli = RadioLMCLI(
+        args=["-c", str(REPO / "experiments/demo.yaml"), "--trainer.max_steps=12", "--trainer.logger=false"], run=False
+    )
+    timer = _StepTimes()
+    cli.trainer.callbacks.append(timer)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    per_step = sorted(b - a for a, b in zip(timer.times[2:], timer.times[3:], strict=False))
+    median = per_step[len(per_step) // 2]
+    kind = "native bf16" if cpu_has_native_bf16() else "no native bf16"
+    expected = README_SECONDS_PER_STEP[kind]
+    assert median < TOLERANCE * expected, (
+        f"demo step {median:.2f} s on a CPU with {kind} ({cli.trainer.precision}); README says {expected:.1f} s"
+    )

@@ -259,7 +259,6 @@ def test_full_experiment_resolves_with_deepspeed(capsys: pytest.CaptureFixture[s
         "lr: 5.0e-05",
         "warmup_steps: 20",
         "name: constant",
-        "precision: bf16-mixed",
     ):
         assert line in out, line
 
