@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from radiolm.data.datamodule import ReportDataModule
+from radiolm.data.datamodules.base import ReportDataModule
 from radiolm.errors import MissingAssetError, RadioLMError
 from radiolm.methods.base import ReportGenerationModule
 

@@ -11,15 +11,17 @@ import pytest
 import torch
 from PIL import Image
 
-from radiolm.data.annotation import load_annotation, load_image, load_labels_csv
-from radiolm.data.datamodule import ReportDataModule
+from radiolm.data.datamodules.r2gen import R2GenDataModule
+from radiolm.data.formats.annotation import load_annotation
+from radiolm.data.formats.images import load_image
+from radiolm.data.formats.labels_csv import load_labels_csv
 from radiolm.data.labels import CHEXPERT_14
 from radiolm.data.transforms import ImageTransformConfig, build_image_transform
 from radiolm.errors import DataError
 
 
-def datamodule(root: Path, **kwargs: object) -> ReportDataModule:
-    dm = ReportDataModule(
+def datamodule(root: Path, **kwargs: object) -> R2GenDataModule:
+    dm = R2GenDataModule(
         str(root / "annotation.json"),
         num_workers=0,
         image_transform=ImageTransformConfig(32),
