@@ -8,8 +8,9 @@ Image size and normalisation come from the encoder through :class:`ImageTransfor
 
 Before the first step ``setup`` checks every entry once (:mod:`radiolm.data.formats.validation`,
 docs/data_validation.md): malformed entries and empty reports, and with ``validate_images`` that every image used
-exists and decodes to its last byte. View names come from the entry's ``views``, else the image order (0 frontal,
-1 lateral, as R2Gen's IU-Xray).
+exists and decodes to its last byte. View names come from the entry's ``views`` or, with ``views_path``, from a
+views file (:mod:`radiolm.data.formats.views`, written by ``radiolm data views``); without either, the image order
+(0 frontal, 1 lateral, as R2Gen's IU-Xray).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from radiolm.data.datamodules.base import Entries, ReportDataModule, ReportDatas
 from radiolm.data.formats.annotation import read_annotation
 from radiolm.data.formats.images import CheckedFiles, load_image
 from radiolm.data.formats.validation import Problem
+from radiolm.data.formats.views import apply_views
 from radiolm.data.labels import CHEXPERT_14
 from radiolm.data.transforms import ImageTransformConfig, build_image_transform
 
@@ -112,6 +114,9 @@ class R2GenDataModule(ReportDataModule):
         labels_path: CSV with ``id`` + 14 CheXpert columns; default ``<annotation dir>/labels.csv`` when it exists.
         report_key: Entry key of the reference text (``report``, or ``findings`` / ``impression`` where present).
         max_views: Views per study fed to the model.
+        views_path: A views file (``radiolm data views --out views.json``: ``{study id: [view name per image]}``)
+            whose names replace the entries' ``views`` in ``ReportBatch.views``; it must name every study of every
+            split (an error names the file and the missing ids).
         batch_size: Training batch size per device.
         eval_batch_size: Validation / test batch size (generation); default ``batch_size``.
         num_workers: DataLoader workers (persistent when > 0).
@@ -137,6 +142,7 @@ class R2GenDataModule(ReportDataModule):
         labels_path: str | None = None,
         report_key: str = "report",
         max_views: int = 2,
+        views_path: str | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 2,
@@ -165,6 +171,7 @@ class R2GenDataModule(ReportDataModule):
         )
         self.image_root = Path(image_root) if image_root else self.annotation_path.parent / "images"
         self.report_key, self.max_views = report_key, max_views
+        self.views_path = Path(views_path) if views_path else None
         self.validate_images = validate_images
         self._checked: CheckedFiles | None = None
 
@@ -191,13 +198,15 @@ class R2GenDataModule(ReportDataModule):
         return check
 
     def load_entries(self) -> Entries:
-        """The base class's read, prepare and check, recording the images that passed."""
+        """The base class's read, prepare and check, recording the images that passed; then the views file."""
         self._checked = CheckedFiles(self.annotation_path.parent / ".radiolm-checked-images.json")
         try:
             entries = super().load_entries()
         finally:
             self._checked.save()  # also when raising: the files that passed need no second decode
             self._checked = None
+        if self.views_path is not None:
+            entries = apply_views(entries, self.views_path, self.max_views)
         return entries
 
     def make_dataset(self, split: str, entries: list[dict[str, Any]], labels: dict[str, list[int]]) -> StudyDataset:

@@ -5,5 +5,6 @@
 * :mod:`~radiolm.data.formats.images`: decoding image files, the decode check, the record of checked files;
 * :mod:`~radiolm.data.formats.volumes`: CT volumes (NIfTI, ``.npy`` / ``.npz``, folders of slice images);
 * :mod:`~radiolm.data.formats.ctrg`: the CTRG-Chest layout (``reports.csv``) and its seeded split files;
+* :mod:`~radiolm.data.formats.views`: view labels per image (``radiolm data views``);
 * :mod:`~radiolm.data.formats.validation`: per-entry checks, :class:`Problem` and ``invalid-entries.json``.
 """
