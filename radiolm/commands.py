@@ -34,15 +34,15 @@ __all__ = ["COMMANDS", "read_reports"]
 # ``radiolm data <action>`` and ``radiolm analyze <name>``: "module:function" taking the remaining argv, imported on
 # use so that one command's dependencies (MONAI, matplotlib, ...) never slow down or break another.
 DATA_ACTIONS: dict[str, str] = {
-    "phantom": "radiolm.data.phantom_command:phantom_command",
+    "phantom": "radiolm.data.phantom.command:main",
     "prepare": "radiolm.commands:prepare_command",
-    "bench": "radiolm.data.benchmark:bench_command",
+    "bench": "radiolm.data.builders.benchmark:main",
     "views": "radiolm.methods.view_classifier:views_command",
 }
 PREPARE: dict[str, str] = {
-    "iu-xray": "radiolm.data.iu_xray:prepare_command",
-    "mimic-cxr": "radiolm.data.mimic_cxr:prepare_command",
-    "ctrg-chest": "radiolm.data.ctrg_chest:prepare_command",
+    "iu-xray": "radiolm.data.builders.iu_xray:main",
+    "mimic-cxr": "radiolm.data.builders.mimic_cxr:main",
+    "ctrg-chest": "radiolm.data.builders.ctrg_chest:main",
 }
 ANALYSES: dict[str, str] = {
     "prompt-attention": "radiolm.analysis.prompt_attention:main",
@@ -92,7 +92,7 @@ def baseline_command(argv: list[str]) -> None:
     parser.add_argument("--report-key", default="report")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    from radiolm.data.annotation import load_annotation
+    from radiolm.data.formats.annotation import load_annotation
     from radiolm.metrics.evaluate import evaluate_records, metrics_table, write_predictions
 
     annotation = load_annotation(args.annotation, args.report_key)

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from radiolm.callbacks.progress_log import ProgressLog
-from radiolm.data.datamodule import ReportDataModule
+from radiolm.data.datamodules.base import ReportDataModule
 from radiolm.errors import MissingAssetError, RadioLMError
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.precision import explain_precision, resolve_precision

@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from radiolm.data.datamodule import ReportDataModule
+from radiolm.data.datamodules.r2gen import R2GenDataModule
 from radiolm.methods.r2gengpt import R2GenGPT
 from radiolm.parts.generation import DecodingConfig
 from radiolm.parts.language_model import LanguageModel
@@ -41,15 +41,15 @@ def trainer(root: Path, max_steps: int) -> pl.Trainer:
 
 
 @pytest.fixture()
-def data(phantom_root: Path) -> ReportDataModule:
+def data(phantom_root: Path) -> R2GenDataModule:
     from radiolm.data.transforms import ImageTransformConfig
 
-    return ReportDataModule(
+    return R2GenDataModule(
         str(phantom_root / "annotation.json"), batch_size=4, num_workers=0, image_transform=ImageTransformConfig(64)
     )
 
 
-def test_checkpoint_holds_only_trainable_weights(tmp_path: Path, tiny_llm: Path, data: ReportDataModule) -> None:
+def test_checkpoint_holds_only_trainable_weights(tmp_path: Path, tiny_llm: Path, data: R2GenDataModule) -> None:
     model = build(tiny_llm, seed=0)
     trainer(tmp_path, max_steps=2).fit(model, datamodule=data)
     checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True, map_location="cpu")
@@ -66,7 +66,7 @@ def test_checkpoint_holds_only_trainable_weights(tmp_path: Path, tiny_llm: Path,
         assert torch.equal(a, b), name
 
 
-def test_fit_resumes_from_checkpoint(tmp_path: Path, tiny_llm: Path, data: ReportDataModule) -> None:
+def test_fit_resumes_from_checkpoint(tmp_path: Path, tiny_llm: Path, data: R2GenDataModule) -> None:
     first = trainer(tmp_path, max_steps=2)
     first.fit(build(tiny_llm, seed=0), datamodule=data)
     resumed_model = build(tiny_llm, seed=5)

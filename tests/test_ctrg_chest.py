@@ -15,16 +15,12 @@ import yaml
 from PIL import Image
 
 from radiolm.cli import main
-from radiolm.data.ctrg_chest import (
-    CTRGChestDataModule,
-    PhantomCTDataModule,
-    load_split,
-    make_split,
-    read_reports_csv,
-)
+from radiolm.data.datamodules.ctrg_chest import CTRGChestDataModule
+from radiolm.data.datamodules.phantom import PhantomCTDataModule
+from radiolm.data.formats.ctrg import load_split, make_split, read_reports_csv
+from radiolm.data.formats.volumes import read_volume, write_nifti
 from radiolm.data.labels import CHEXPERT_14
-from radiolm.data.phantom_ct import generate_ct
-from radiolm.data.volumes import read_volume, write_nifti
+from radiolm.data.phantom.ct import generate_ct
 from radiolm.errors import DataError
 
 from .conftest import REPO
@@ -69,15 +65,15 @@ def test_batch_contract(phantom_ct: Path) -> None:
     reports = read_reports_csv(phantom_ct / "reports.csv", "en")
     assert batch.reports[0] == reports[batch.ids[0]]["finding"]
     # dia_llama has no validation split: validation runs on the test studies
-    assert {s: len(d) for s, d in dm.volume_datasets.items()} == {"train": 10, "val": 2, "test": 2}
-    assert dm.volume_datasets["val"] is dm.volume_datasets["test"]
+    assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 10, "val": 2, "test": 2}
+    assert dm.datasets["val"] is dm.datasets["test"]
 
 
 def test_report_keys_and_cmrg_split(phantom_ct: Path, tmp_path: Path) -> None:
     root = copy_of(phantom_ct, tmp_path)
     dm = datamodule(root, split="cmrg", split_seed=3, report_key="report", preset="cmrg", volume_size=None)
-    assert {s: len(d) for s, d in dm.volume_datasets.items()} == {"train": 9, "val": 1, "test": 2}
-    item = dm.volume_datasets["train"][0]
+    assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 9, "val": 1, "test": 2}
+    item = dm.datasets["train"][0]
     report = read_reports_csv(root / "reports.csv", "en")[item["id"]]
     assert item["report"] == f"{report['finding']} {report['impression']}"
     assert tuple(item["volume"].shape) == (1, 64, 224, 224)  # 10 x 11.25 mm phantom resampled to 5 x 1.5 x 1.5
@@ -96,7 +92,7 @@ def test_split_is_seeded_written_once_and_reused(phantom_ct: Path, tmp_path: Pat
     split["test"], split["train"] = split["train"][:2], split["train"][2:] + split["test"]  # a hand-made split
     split_path.write_text(json.dumps(split))
     dm = datamodule(root)
-    assert sorted(e["id"] for e in dm.volume_datasets["test"].entries) == sorted(split["test"])
+    assert sorted(e["id"] for e in dm.datasets["test"].entries) == sorted(split["test"])
 
 
 def test_split_file_of_other_data_is_an_error(phantom_ct: Path, tmp_path: Path) -> None:
@@ -162,7 +158,7 @@ def test_skip_invalid_drops_counts_and_lists(phantom_ct: Path, tmp_path: Path) -
     corrupt(root, "phantom_ct_00003", "truncated")
     corrupt(root, "phantom_ct_00007", "missing")
     dm = datamodule(root, skip_invalid=True)
-    assert sum(len(dm.volume_datasets[s]) for s in ("train", "test")) == 10
+    assert sum(len(dm.datasets[s]) for s in ("train", "test")) == 10
     assert sorted(p.id for p in dm.problems) == ["phantom_ct_00003", "phantom_ct_00007"]
     listed = json.loads((root / "reports.invalid-entries.json").read_text())
     assert sorted(p["id"] for p in listed) == ["phantom_ct_00003", "phantom_ct_00007"]
@@ -238,7 +234,7 @@ def test_prepare_chinese_and_missing_volume(tmp_path: Path, capsys: pytest.Captu
 def test_data_yaml_instantiates(name: str, tmp_path: Path) -> None:
     from jsonargparse import ArgumentParser
 
-    from radiolm.data.datamodule import ReportDataModule
+    from radiolm.data.datamodules.base import ReportDataModule
 
     parser = ArgumentParser()
     parser.add_subclass_arguments(ReportDataModule, "data")

@@ -11,15 +11,17 @@ import pytest
 import torch
 from PIL import Image
 
-from radiolm.data.annotation import load_annotation, load_image, load_labels_csv
-from radiolm.data.datamodule import ReportDataModule
+from radiolm.data.datamodules.r2gen import R2GenDataModule
+from radiolm.data.formats.annotation import load_annotation
+from radiolm.data.formats.images import load_image
+from radiolm.data.formats.labels_csv import load_labels_csv
 from radiolm.data.labels import CHEXPERT_14
 from radiolm.data.transforms import ImageTransformConfig, build_image_transform
 from radiolm.errors import DataError
 
 
-def datamodule(root: Path, **kwargs: object) -> ReportDataModule:
-    dm = ReportDataModule(
+def datamodule(root: Path, **kwargs: object) -> R2GenDataModule:
+    dm = R2GenDataModule(
         str(root / "annotation.json"),
         num_workers=0,
         image_transform=ImageTransformConfig(32),
@@ -136,3 +138,57 @@ def test_labels_blank_is_unknown(tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text("id," + ",".join(CHEXPERT_14) + "\na," + ",".join(["1"] + [""] * 13) + "\n")
     assert load_labels_csv(path)["a"] == [1] + [-1] * 13
+
+
+# -- view labels from a views file (``radiolm data views --out views.json``) -----------------------------------------
+def write_views(path: Path, views: dict[str, list[str]], wrapped: bool = True) -> Path:
+    """A views file as the view classifier writes it (``{"settings", ..., "views": {...}}``), or a plain object."""
+    path.write_text(json.dumps({"settings": {"size": 64}, "accuracy": {}, "views": views} if wrapped else views))
+    return path
+
+
+def all_ids(root: Path) -> list[str]:
+    return [e["id"] for split in json.loads((root / "annotation.json").read_text()).values() for e in split]
+
+
+def test_views_path_names_reach_the_batch(phantom_root: Path, tmp_path: Path) -> None:
+    views = write_views(tmp_path / "views.json", {i: ["lateral", "frontal"] for i in all_ids(phantom_root)})
+    batch = next(iter(datamodule(phantom_root, batch_size=3, views_path=str(views)).train_dataloader()))
+    assert batch.views == [["lateral", "frontal"]] * 3  # the file's names, not the annotation's frontal, lateral
+    plain = write_views(tmp_path / "plain.json", {i: ["lateral", "frontal"] for i in all_ids(phantom_root)}, False)
+    dm = datamodule(phantom_root, eval_batch_size=2, max_views=1, views_path=str(plain))
+    batch = next(iter(dm.test_dataloader()))
+    assert batch.views == [["lateral"], ["lateral"]]
+
+
+def test_views_path_must_cover_every_split(phantom_root: Path, tmp_path: Path) -> None:
+    annotation = json.loads((phantom_root / "annotation.json").read_text())
+    missing = [annotation["val"][0]["id"], annotation["test"][1]["id"]]
+    views = {i: ["frontal", "lateral"] for i in all_ids(phantom_root) if i not in missing}
+    path = write_views(tmp_path / "views.json", views)
+    with pytest.raises(DataError, match=f"{path}: no view names for 2 studies") as info:
+        datamodule(phantom_root, views_path=str(path))
+    assert f"val: ['{missing[0]}']" in str(info.value) and f"test: ['{missing[1]}']" in str(info.value)
+    short = write_views(tmp_path / "short.json", {i: ["frontal"] for i in all_ids(phantom_root)})
+    with pytest.raises(DataError, match=f"{short}: fewer view names than images for 24 studies"):
+        datamodule(phantom_root, views_path=str(short))
+    assert datamodule(phantom_root, max_views=1, views_path=str(short)).datasets["train"][0]["views"] == ["frontal"]
+    with pytest.raises(DataError, match=f"{tmp_path / 'none.json'}: views file not found"):
+        datamodule(phantom_root, views_path=str(tmp_path / "none.json"))
+
+
+def test_views_path_is_an_option_of_the_xray_modules(phantom_root: Path, tmp_path: Path) -> None:
+    from jsonargparse import ArgumentParser
+
+    from radiolm.data import PhantomCXRDataModule, ReportDataModule
+
+    views = write_views(tmp_path / "views.json", {i: ["lateral", "frontal"] for i in all_ids(phantom_root)})
+    parser = ArgumentParser()
+    parser.add_subclass_arguments(ReportDataModule, "data")
+    init = {"root": str(phantom_root), "n": 24, "image_size": 64, "views_path": str(views), "num_workers": 0}
+    config = parser.parse_object({"data": {"class_path": "radiolm.data.PhantomCXRDataModule", "init_args": init}})
+    dm = parser.instantiate_classes(config).data
+    assert isinstance(dm, PhantomCXRDataModule) and dm.views_path == views
+    dm.image_transform = ImageTransformConfig(32)
+    dm.setup("fit")
+    assert dm.datasets["val"][0]["views"] == ["lateral", "frontal"]

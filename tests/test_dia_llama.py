@@ -308,7 +308,7 @@ def test_experiment_runs_fit_and_test(
     """Each YAML through the real CLI with tiny models on a 12-study phantom CT (the CTRG data swapped for it)."""
     monkeypatch.chdir(tmp_path)
     data = [
-        "--data.class_path=radiolm.data.ctrg_chest.PhantomCTDataModule",
+        "--data.class_path=radiolm.data.PhantomCTDataModule",
         "--data.init_args.root=data/phantom-ct",
         "--data.init_args.n=12",
         "--data.init_args.size=[8,32,32]",

@@ -13,7 +13,7 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 
 from radiolm.batch import ReportBatch
-from radiolm.data.datamodule import ReportDataModule
+from radiolm.data.datamodules.r2gen import R2GenDataModule
 from radiolm.data.transforms import ImageTransformConfig
 
 from .test_checkpoints import build
@@ -43,7 +43,7 @@ def test_each_id_is_scored_once_over_two_processes(tmp_path: Path, tiny_llm: Pat
     annotation["val"] = annotation["val"] + annotation["train"][:1]  # 3 validation studies, 5 test studies
     assert (len(annotation["val"]), len(annotation["test"])) == (3, 5)
     (tmp_path / "annotation.json").write_text(json.dumps(annotation))
-    data = ReportDataModule(
+    data = R2GenDataModule(
         str(tmp_path / "annotation.json"),
         image_root=str(phantom_root / "images"),
         labels_path=str(phantom_root / "labels.csv"),

@@ -26,8 +26,14 @@ import yaml
 from PIL import Image
 
 from radiolm.cli import main
-from radiolm.data.iu_xray import build_iu_xray, load_r2gen_split, parse_report_xml, random_split, read_iu_reports
-from radiolm.data.iu_xray_datamodule import IUXrayDataModule
+from radiolm.data.builders.iu_xray import (
+    build_iu_xray,
+    load_r2gen_split,
+    parse_report_xml,
+    random_split,
+    read_iu_reports,
+)
+from radiolm.data.datamodules.iu_xray import IUXrayDataModule
 from radiolm.data.transforms import ImageTransformConfig
 from radiolm.errors import DataError, RadioLMError
 

@@ -19,15 +19,15 @@ from jsonargparse import ArgumentParser
 from PIL import Image
 
 from radiolm.cli import main
-from radiolm.data.datamodule import ReportDataModule
-from radiolm.data.mimic_cxr import (
+from radiolm.data.builders.mimic_cxr import (
     build_annotation,
     extract_report,
     normalise_section_name,
     refers_to_prior,
     split_sections,
 )
-from radiolm.data.mimic_cxr_datamodule import MIMICCXRDataModule
+from radiolm.data.datamodules.base import ReportDataModule
+from radiolm.data.datamodules.mimic_cxr import MIMICCXRDataModule
 from radiolm.data.transforms import ImageTransformConfig
 from radiolm.errors import DataError
 

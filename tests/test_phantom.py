@@ -21,7 +21,7 @@ from radiolm.data.phantom import (
     spec_labels,
     write_report,
 )
-from radiolm.data.report_grammar import HEDGE_WORDS, NORMAL_IMPRESSION
+from radiolm.data.phantom.grammar_cxr import HEDGE_WORDS, NORMAL_IMPRESSION
 
 SIZE = 64  # image size of the data sets written in these tests
 NORMAL = StudySpec()

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from radiolm.cli import main
+from radiolm.data.formats.volumes import read_volume
 from radiolm.data.labels import CHEXPERT_14
-from radiolm.data.phantom_ct import ct_spacing, generate_ct, render_ct, sample_ct_study
-from radiolm.data.report_grammar_ct import CTStudySpec, ct_spec_labels, write_ct_report
-from radiolm.data.volumes import read_volume
+from radiolm.data.phantom.ct import generate_ct, sample_ct_study
+from radiolm.data.phantom.ct_render import ct_spacing, render_ct
+from radiolm.data.phantom.grammar_ct import ct_spec_labels, write_ct_report
+from radiolm.data.phantom.specs import CTStudySpec
 
 SIZE = (32, 64, 64)
 NORMAL = CTStudySpec()

@@ -12,11 +12,11 @@ import pytest
 
 from radiolm.cli import main
 from radiolm.data.phantom import generate_cxr, sample_study, write_report
-from radiolm.data.phantom_ct import generate_ct, sample_ct_study
-from radiolm.data.report_grammar import _EN_TEMPLATES
-from radiolm.data.report_grammar_ct import _EN_TEMPLATES as _EN_CT_TEMPLATES
-from radiolm.data.report_grammar_ct import write_ct_report
-from radiolm.data.report_grammar_zh import ZH_CT_LEXICON, ZH_CXR_LEXICON, ZH_HEDGE_WORDS
+from radiolm.data.phantom.ct import generate_ct, sample_ct_study
+from radiolm.data.phantom.grammar_ct import _EN_TEMPLATES as _EN_CT_TEMPLATES
+from radiolm.data.phantom.grammar_ct import write_ct_report
+from radiolm.data.phantom.grammar_cxr import _EN_TEMPLATES
+from radiolm.data.phantom.grammar_zh import ZH_CT_LEXICON, ZH_CXR_LEXICON, ZH_HEDGE_WORDS
 
 # Latin text allowed in Chinese reports: units, "CT", "Kerley B".
 LATIN = re.compile(r"[A-Za-z]+")

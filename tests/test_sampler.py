@@ -13,8 +13,8 @@ from lightning.pytorch.utilities.data import _update_dataloader
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from radiolm.data.datamodule import ReportDataModule
-from radiolm.data.sampler import BucketBatchSampler, rank_batches, report_lengths
+from radiolm.data.datamodules.r2gen import R2GenDataModule
+from radiolm.data.datamodules.sampler import BucketBatchSampler, rank_batches, report_lengths
 from radiolm.data.transforms import ImageTransformConfig
 
 EXPERIMENTS: list[Path] = []  # no experiment YAMLs here
@@ -81,7 +81,7 @@ def test_lightning_injects_the_distributed_sampler() -> None:
 
 def test_datamodule_bucketing(phantom_root: Path, tmp_path: Path) -> None:
     root = Path(shutil.copytree(phantom_root, tmp_path / "set"))
-    dm = ReportDataModule(
+    dm = R2GenDataModule(
         str(root / "annotation.json"), batch_size=4, num_workers=0, bucketing=True, bucket_batches=1,
         image_transform=ImageTransformConfig(16), report_key="impression",
     )  # fmt: skip

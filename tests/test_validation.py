@@ -16,10 +16,11 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
 
-from radiolm.data.annotation import load_image, read_annotation
-from radiolm.data.datamodule import ReportDataModule
+from radiolm.data.datamodules.r2gen import R2GenDataModule
+from radiolm.data.formats.annotation import read_annotation
+from radiolm.data.formats.images import check_image_file, load_image
+from radiolm.data.formats.validation import FIX_HINT, Problem, check_entries, write_problems
 from radiolm.data.transforms import ImageTransformConfig, build_image_transform
-from radiolm.data.validation import FIX_HINT, Problem, check_entries, check_image_file, write_problems
 from radiolm.errors import DataError
 
 EXPERIMENTS: list[Path] = []  # no experiment YAMLs here
@@ -42,8 +43,8 @@ def rewrite(root: Path, edit: Any) -> dict[str, Any]:
     return data
 
 
-def make(root: Path, **kwargs: Any) -> ReportDataModule:
-    return ReportDataModule(
+def make(root: Path, **kwargs: Any) -> R2GenDataModule:
+    return R2GenDataModule(
         str(root / "annotation.json"), num_workers=0, image_transform=ImageTransformConfig(16), **kwargs
     )
 
@@ -244,11 +245,11 @@ def test_grayscale_jpeg(tmp_path: Path) -> None:
 
 
 def test_images_that_passed_are_not_decoded_again(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import radiolm.data.validation as validation
+    import radiolm.data.formats.images as images
 
     calls: list[Path] = []
-    real = validation.check_image_file
-    monkeypatch.setattr(validation, "check_image_file", lambda path: calls.append(path) or real(path))
+    real = images.check_image_file
+    monkeypatch.setattr(images, "check_image_file", lambda path: calls.append(path) or real(path))
     make(root, max_views=1).setup("fit")
     assert len(calls) == 24 and (root / ".radiolm-checked-images.json").is_file()
     calls.clear()

@@ -9,8 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from radiolm.data.volume_transforms import VOLUME_PRESETS, VolumeTransform, VolumeTransformConfig, volume_preset
-from radiolm.data.volumes import Volume, check_volume_file, find_volume, read_volume, write_nifti
+from radiolm.data.datamodules.volume_transforms import (
+    VOLUME_PRESETS,
+    VolumeTransform,
+    VolumeTransformConfig,
+    volume_preset,
+)
+from radiolm.data.formats.volumes import Volume, check_volume_file, find_volume, read_volume, write_nifti
 from radiolm.errors import DataError
 
 

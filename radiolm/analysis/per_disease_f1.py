@@ -98,7 +98,7 @@ def _train_labels_from_run(folder: Path) -> Tensor:
     import yaml
     from jsonargparse import ArgumentParser
 
-    from radiolm.data.datamodule import ReportDataModule
+    from radiolm.data.datamodules.base import ReportDataModule
 
     configs = sorted(folder.rglob("config.yaml"), key=lambda p: p.stat().st_mtime)
     if not configs:
@@ -110,8 +110,7 @@ def _train_labels_from_run(folder: Path) -> Tensor:
     parser.add_subclass_arguments(ReportDataModule, "data", required=True)
     datamodule = parser.instantiate_classes(parser.parse_object({"data": data})).data
     datamodule.setup("fit")
-    splits = getattr(datamodule, "volume_datasets", None) or datamodule.datasets  # CT DataModules: volume_datasets
-    dataset = splits["train"]
+    dataset = datamodule.datasets["train"]
     if hasattr(dataset, "entries") and hasattr(dataset, "labels"):
         rows = [dataset.labels.get(e["id"], [-1] * len(CHEXPERT_14)) for e in dataset.entries]
     else:  # a dataset without a label table: read its items
@@ -120,7 +119,7 @@ def _train_labels_from_run(folder: Path) -> Tensor:
 
 
 def _train_labels_from_csv(path: Path) -> Tensor:
-    from radiolm.data.annotation import load_labels_csv
+    from radiolm.data.formats.labels_csv import load_labels_csv
 
     labels = load_labels_csv(path)
     if not labels:

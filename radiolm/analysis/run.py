@@ -17,7 +17,7 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from radiolm.batch import ReportBatch
-from radiolm.data.datamodule import ReportDataModule
+from radiolm.data.datamodules.base import ReportDataModule
 from radiolm.errors import RadioLMError
 from radiolm.methods.base import ReportGenerationModule
 

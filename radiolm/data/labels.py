@@ -6,7 +6,7 @@ Values: ``1`` positive, ``0`` negative, ``-1`` uncertain / unknown.
 
 from __future__ import annotations
 
-__all__ = ["CHEXPERT_14", "CHEXPERT_5", "POSITIVE", "NEGATIVE", "UNCERTAIN", "label_index"]
+__all__ = ["CHEXPERT_5", "CHEXPERT_14", "NEGATIVE", "POSITIVE", "UNCERTAIN", "label_index"]
 
 # Order of the CheXpert labeler and CheXbert (Irvin et al. 2019; Smit et al. 2020).
 CHEXPERT_14: tuple[str, ...] = (

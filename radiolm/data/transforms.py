@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-__all__ = ["ImageTransformConfig", "build_image_transform", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageTransformConfig", "build_image_transform"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

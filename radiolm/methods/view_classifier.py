@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from radiolm.data.annotation import SPLITS, load_annotation, load_image
+from radiolm.data.formats.annotation import SPLITS, load_annotation
+from radiolm.data.formats.images import load_image
 from radiolm.errors import DataError
 
 __all__ = [

@@ -28,13 +28,14 @@ import io
 import json
 import re
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from radiolm.data.formats.annotation import find_subject_leakage
 from radiolm.errors import DataError
 
 __all__ = [
@@ -43,8 +44,7 @@ __all__ = [
     "PRIOR_PHRASES",
     "build_annotation",
     "extract_report",
-    "find_subject_leakage",
-    "prepare_command",
+    "main",
     "read_csv",
     "refers_to_prior",
     "split_sections",
@@ -232,16 +232,6 @@ class ReportFiles:
         return (self.path / name).read_text(encoding="utf-8")
 
 
-def find_subject_leakage(entries_by_split: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
-    """Subjects (``subject_id``) that occur in more than one split -> their splits; entries without one are ignored."""
-    splits: dict[str, set[str]] = defaultdict(set)
-    for split, entries in entries_by_split.items():
-        for entry in entries:
-            if entry.get("subject_id") not in (None, ""):
-                splits[str(entry["subject_id"])].add(split)
-    return {subject: sorted(s) for subject, s in splits.items() if len(s) > 1}
-
-
 # -- the builder ------------------------------------------------------------------------------------------------------
 def _view_name(position: str) -> str:
     return "frontal" if position in FRONTAL_VIEWS else "lateral" if position in ("LATERAL", "LL") else "other"
@@ -349,7 +339,7 @@ def build_annotation(
     return annotation, report_json
 
 
-def prepare_command(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
     """``radiolm data prepare mimic-cxr``: write ``annotation.json`` + ``build-report.json`` to ``--out``."""
     parser = argparse.ArgumentParser(
         prog="radiolm data prepare mimic-cxr",

@@ -7,7 +7,7 @@ shift, zoom), so every shape is a vectorised function of ``(u, v)``. Pixel value
 Frontal images follow the radiological convention: the patient's right is on the image left.
 Lateral images show the patient facing left: anterior is on the image left.
 
-The study comes from :mod:`radiolm.data.phantom`, which also writes the data set. See ``docs/phantom.md``.
+The study comes from :mod:`radiolm.data.phantom.cxr`, which also writes the data set. See ``docs/phantom.md``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from radiolm.data.phantom_spec import StudySpec
+from radiolm.data.phantom.specs import StudySpec
 
 __all__ = ["render_frontal", "render_lateral"]
 

@@ -1,6 +1,6 @@
 """CT volume transforms (MONAI) and the papers' named presets.
 
-A :class:`VolumeTransformConfig` says how a :class:`~radiolm.data.volumes.Volume` becomes the model input
+A :class:`VolumeTransformConfig` says how a :class:`~radiolm.data.formats.volumes.Volume` becomes the model input
 ``[1, D, H, W]`` float32 in ``[0, 1]``: optional resampling to a voxel spacing, an intensity mapping (per-volume
 min-max, or a Hounsfield window) and a geometry step (resize, or pad / crop around the centre).
 
@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from monai.transforms import Resize, ResizeWithPadOrCrop, ScaleIntensity, ScaleIntensityRange
 
-from radiolm.data.volumes import Volume
+from radiolm.data.formats.volumes import Volume
 from radiolm.errors import DataError
 
 __all__ = ["VOLUME_PRESETS", "VolumeTransform", "VolumeTransformConfig", "volume_preset"]

@@ -10,10 +10,10 @@ import argparse
 import json
 from pathlib import Path
 
-__all__ = ["phantom_command"]
+__all__ = ["main"]
 
 
-def phantom_command(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` and write the data set; print its summary as JSON."""
     parser = argparse.ArgumentParser(prog="radiolm data phantom", description="Write a phantom data set.")
     parser.add_argument(
@@ -31,14 +31,14 @@ def phantom_command(argv: list[str]) -> None:
     parser.add_argument("--split", choices=["dia_llama", "cmrg"], default="dia_llama", help="ct: split file")
     args = parser.parse_args(argv)
     if args.kind == "ct":
-        from radiolm.data.phantom_ct import generate_ct
+        from radiolm.data.phantom.ct import generate_ct
 
         summary = generate_ct(
             args.out, n=args.n, seed=args.seed, size=tuple(args.size), language=args.language, split=args.split
         )
         meta = {"n": args.n, "seed": args.seed, "size": list(args.size), "language": args.language}
     else:
-        from radiolm.data.phantom import generate_cxr
+        from radiolm.data.phantom.cxr import generate_cxr
 
         summary = generate_cxr(
             args.out, n=args.n, seed=args.seed, views=args.views, image_size=args.image_size, language=args.language

@@ -31,15 +31,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from radiolm.data.annotation import SPLITS
+from radiolm.data.formats.annotation import SPLITS
 from radiolm.errors import DataError
 
 __all__ = [
     "IUStudy",
     "build_iu_xray",
     "load_r2gen_split",
+    "main",
     "parse_report_xml",
-    "prepare_command",
     "random_split",
     "read_iu_reports",
 ]
@@ -327,7 +327,7 @@ def build_iu_xray(
     return summary
 
 
-def prepare_command(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
     """``radiolm data prepare iu-xray ...``: parse ``argv``, build, print the summary."""
     parser = argparse.ArgumentParser(
         prog="radiolm data prepare iu-xray",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from radiolm.data.datamodule import ReportDataModule
-from radiolm.data.mimic_cxr import find_subject_leakage
+from radiolm.data.datamodules.base import Entries
+from radiolm.data.datamodules.r2gen import R2GenDataModule
+from radiolm.data.formats.annotation import find_subject_leakage
 from radiolm.errors import DataError
 
 __all__ = ["MIMICCXRDataModule"]
@@ -14,12 +15,12 @@ __all__ = ["MIMICCXRDataModule"]
 log = logging.getLogger(__name__)
 
 
-class MIMICCXRDataModule(ReportDataModule):
+class MIMICCXRDataModule(R2GenDataModule):
     """MIMIC-CXR studies (or images) from an R2Gen ``annotation.json``, checked for patient leakage and cleaned.
 
     Reads the file ``radiolm data prepare mimic-cxr`` writes (one entry per study, ``image_path`` relative to the
     MIMIC-CXR-JPG ``files/`` folder) and the one distributed with R2Gen (one entry per image, id = ``dicom_id``),
-    unchanged. Before the entry checks of :class:`ReportDataModule` it
+    unchanged. Before the entry checks of :class:`R2GenDataModule` it
 
     1. stops when a ``subject_id`` occurs in two splits (patient leakage). This is an error even with
        ``skip_invalid``: dropping entries would silently change the benchmark split; rebuild the annotation from the
@@ -31,7 +32,7 @@ class MIMICCXRDataModule(ReportDataModule):
     Args:
         annotation_path: The ``annotation.json``.
         cleaning: Name of the report cleaner (``none``, ``r2gen_mimic``, ``r2gengpt_mimic``, ...).
-        **kwargs: :class:`ReportDataModule` arguments (``image_root``, ``max_views``, ``skip_invalid``, ...).
+        **kwargs: :class:`R2GenDataModule` arguments (``image_root``, ``max_views``, ``views_path``, ...).
     """
 
     def __init__(
@@ -43,7 +44,7 @@ class MIMICCXRDataModule(ReportDataModule):
         self.cleaning = cleaning
         self.cleaner = get_cleaner(cleaning)  # fails at construction on an unknown name
 
-    def prepare_entries(self, annotation: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    def prepare_entries(self, annotation: Entries) -> Entries:
         leaks = find_subject_leakage(annotation)
         if leaks:
             shown = ", ".join(f"subject {s} in {splits}" for s, splits in list(leaks.items())[:5])

@@ -1,4 +1,4 @@
-"""Reading R2Gen-format annotation files, label CSVs and images, with errors that name the file and entry.
+"""The R2Gen ``annotation.json``: reading it with errors that name the file and entry, and split-wide checks.
 
 The R2Gen on-disk format (Chen et al. 2020, used by R2GenCMN, R2GenGPT, PromptMRG, ...):
 ``annotation.json = {"train": [entry, ...], "val": [...], "test": [...]}`` where each entry has at least
@@ -7,19 +7,15 @@ The R2Gen on-disk format (Chen et al. 2020, used by R2GenCMN, R2GenGPT, PromptMR
 
 from __future__ import annotations
 
-import csv
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
-from radiolm.data.labels import CHEXPERT_14
-from radiolm.data.validation import Problem
+from radiolm.data.formats.validation import Problem
 from radiolm.errors import DataError
 
-__all__ = ["SPLITS", "load_annotation", "load_image", "load_labels_csv", "read_annotation"]
+__all__ = ["SPLITS", "find_subject_leakage", "load_annotation", "read_annotation"]
 
 SPLITS = ("train", "val", "test")
 
@@ -109,38 +105,11 @@ def load_annotation(path: str | Path, report_key: str = "report") -> dict[str, l
     return annotation
 
 
-def load_labels_csv(path: str | Path) -> dict[str, list[int]]:
-    """Read ``id`` + the 14 CheXpert columns; blank cells become -1 (unknown)."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = set(reader.fieldnames or [])
-        absent = [c for c in ("id", *CHEXPERT_14) if c not in columns]
-        if absent:
-            raise DataError(f"{path}: columns {absent} missing; expected id + {list(CHEXPERT_14)}.")
-        labels = {}
-        for row in reader:
-            labels[row["id"]] = [int(float(row[c])) if row[c].strip() else -1 for c in CHEXPERT_14]
-    return labels
-
-
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image file as 8-bit (``L``, ``RGB`` or ``RGBA``); 16-bit grayscale is rescaled by its bit depth.
-
-    Raises:
-        DataError: naming the file when it is missing or cannot be decoded.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: image file not found. Check the image root or rebuild the data set.")
-    im: Image.Image
-    try:
-        with Image.open(path) as im:
-            im.load()
-    except Exception as e:  # PIL raises several types for truncated / corrupt files
-        raise DataError(f"{path}: cannot decode image ({e}). Re-download or remove this study.") from None
-    if im.mode in ("I;16", "I;16B", "I", "F"):
-        arr = np.asarray(im, dtype=np.float32)
-        scale = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr / scale * 255.0, 0, 255).astype(np.uint8), mode="L")
-    return im
+def find_subject_leakage(entries_by_split: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+    """Subjects (``subject_id``) that occur in more than one split -> their splits; entries without one are ignored."""
+    splits: dict[str, set[str]] = defaultdict(set)
+    for split, entries in entries_by_split.items():
+        for entry in entries:
+            if entry.get("subject_id") not in (None, ""):
+                splits[str(entry["subject_id"])].add(split)
+    return {subject: sorted(s) for subject, s in splits.items() if len(s) > 1}

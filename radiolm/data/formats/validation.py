@@ -8,7 +8,8 @@ DataModule writes the full list with :func:`write_problems` (``<run folder>/inva
 
 Usage (the CT DataModule checks volumes the same way)::
 
-    from radiolm.data.validation import check_entries, check_image_file, write_problems
+    from radiolm.data.formats.images import check_image_file
+    from radiolm.data.formats.validation import check_entries, write_problems
 
     def check(entry: dict) -> str | None:        # None when the entry is fine, else one line naming the file
         for rel in entry["image_path"]:
@@ -22,30 +23,25 @@ Usage (the CT DataModule checks volumes the same way)::
 
 ``check_entries`` raises when there are problems and ``skip_invalid`` is false, so the code after it only ever sees
 clean entries. Whole-file problems (not JSON, a missing split) are not entries and always raise, in
-:mod:`radiolm.data.annotation`.
+:mod:`radiolm.data.formats.annotation`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from radiolm.errors import DataError
 
 __all__ = [
     "FIX_HINT",
-    "CheckedFiles",
     "Problem",
     "check_entries",
-    "check_image_file",
     "format_problems",
     "write_problems",
 ]
@@ -146,73 +142,3 @@ def write_problems(path: Path, problems: Sequence[Problem]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([asdict(p) for p in problems], indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
-
-
-def check_image_file(path: Path, *, draft: bool = True) -> str | None:
-    """``None`` when ``path`` is an image that decodes to its last byte, else a message naming the file.
-
-    Args:
-        path: The image file.
-        draft: Let JPEG files decode at 1/8 scale (``Image.draft``): the whole entropy-coded stream is still read, so
-            a truncated or corrupt file still fails, at a fraction of the cost of a full-size decode (a MIMIC-CXR
-            JPEG is about 2500 x 3000 pixels).
-    """
-    if not path.is_file():
-        return f"{path}: image file not found; check the image root or download the file"
-    try:
-        with Image.open(path) as im:
-            if draft and im.format == "JPEG":
-                im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
-            im.load()
-    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... for truncated / corrupt files
-        return f"{path}: cannot decode image ({type(e).__name__}: {e}); re-download or remove it"
-    return None
-
-
-class CheckedFiles:
-    """Files that passed a decode check, remembered by size and modification time in a JSON file.
-
-    Decoding every image of MIMIC-CXR (377k JPEGs) takes hours of CPU, so a DataModule decodes each file once:
-    later runs re-check only files that are new or changed since (a replaced or truncated file has another size or
-    mtime). Without a writable place for the record, every run decodes everything.
-
-    Args:
-        path: The record (e.g. ``<annotation dir>/.radiolm-checked-images.json``); ``None`` keeps nothing.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.files: dict[str, list[int]] = {}
-        if path is not None and path.is_file():
-            try:
-                self.files = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):  # a broken record only costs a re-check
-                self.files = {}
-        self.changed = False
-
-    def check_image(self, path: Path) -> str | None:
-        """:func:`check_image_file`, skipped when ``path`` passed before with the same size and mtime."""
-        try:
-            stat = path.stat()
-        except OSError:
-            return check_image_file(path)
-        key, stamp = str(path), [stat.st_size, stat.st_mtime_ns]
-        if self.files.get(key) == stamp:
-            return None
-        message = check_image_file(path)
-        if message is None:
-            self.files[key] = stamp
-            self.changed = True
-        return message
-
-    def save(self) -> None:
-        """Write the record (atomically) when something was added; an unwritable place is logged, not an error."""
-        if self.path is None or not self.changed:
-            return
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps(self.files), encoding="utf-8")
-            os.replace(tmp, self.path)
-            self.changed = False
-        except OSError as e:
-            log.info("radiolm: cannot record the checked images in %s (%s); the next run checks them again", tmp, e)

@@ -2,10 +2,10 @@
 
 Two workloads, built once under ``--cache`` and reused:
 
-* ``cxr``: two-view chest X-rays through :class:`~radiolm.data.datamodule.ReportDataModule` (PNG decode, resize to
-  224 x 224, ImageNet normalisation), the R2GenGPT input;
-* ``ct``: 256 x 256 x 64 volumes (int16 NIfTI) through :class:`~radiolm.data.ctrg_chest.CTRGChestDataModule` with
-  the ``dia_llama`` preset (min-max, resize to 256 x 256 x 64), the Dia-LLaMA input.
+* ``cxr``: two-view chest X-rays through :class:`~radiolm.data.datamodules.phantom.PhantomCXRDataModule` (PNG
+  decode, resize to 224 x 224, ImageNet normalisation), the R2GenGPT input;
+* ``ct``: 256 x 256 x 64 volumes (int16 NIfTI) through :class:`~radiolm.data.datamodules.phantom.PhantomCTDataModule`
+  with the ``dia_llama`` preset (min-max, resize to 256 x 256 x 64), the Dia-LLaMA input.
 
 For each ``--workers`` setting it times one pass over the training loader (worker start-up included) and prints
 studies/s for the whole pass and after the first batch (steady state).
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bench_command", "time_loader"]
+__all__ = ["main", "time_loader"]
 
 
 def time_loader(loader: Any, max_batches: int) -> dict[str, float]:
@@ -46,7 +46,7 @@ def time_loader(loader: Any, max_batches: int) -> dict[str, float]:
 
 
 def _cxr_module(cache: Path, n: int, image_size: int, workers: int, batch_size: int) -> Any:
-    from radiolm.data.phantom_datamodule import PhantomCXRDataModule
+    from radiolm.data.datamodules.phantom import PhantomCXRDataModule
     from radiolm.data.transforms import ImageTransformConfig
 
     return PhantomCXRDataModule(  # the phantom splits 7:1:2; the train split is timed
@@ -61,7 +61,7 @@ def _cxr_module(cache: Path, n: int, image_size: int, workers: int, batch_size: 
 
 
 def _ct_module(cache: Path, n: int, workers: int, batch_size: int) -> Any:
-    from radiolm.data.ctrg_chest import PhantomCTDataModule
+    from radiolm.data.datamodules.phantom import PhantomCTDataModule
 
     return PhantomCTDataModule(
         root=str(cache / f"ct-64x256x256-n{n}"),
@@ -74,7 +74,7 @@ def _ct_module(cache: Path, n: int, workers: int, batch_size: int) -> Any:
     )
 
 
-def bench_command(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Parse ``argv``, build (or reuse) the phantom data and print the throughput table."""
     parser = argparse.ArgumentParser(prog="radiolm data bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--kind", choices=["cxr", "ct", "both"], default="both")

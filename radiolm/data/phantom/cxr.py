@@ -1,15 +1,14 @@
 """Phantom chest radiographs whose pixels decide the report: the suite's CPU end-to-end benchmark.
 
-One study is a :class:`StudySpec` (patient size, heart size and the findings, from :mod:`radiolm.data.phantom_spec`),
+One study is a :class:`StudySpec` (patient size, heart size and the findings, from :mod:`radiolm.data.phantom.specs`),
 sampled by :func:`sample_study`. :func:`render_frontal` and :func:`render_lateral` (from
-:mod:`radiolm.data.phantom_render`) draw it, :func:`write_report` (from :mod:`radiolm.data.report_grammar`)
+:mod:`radiolm.data.phantom.cxr_render`) draw it, :func:`write_report` (from :mod:`radiolm.data.phantom.grammar_cxr`)
 describes it and :func:`spec_labels` gives its CheXpert-14 labels.
 :func:`generate_cxr` writes a data set in the R2Gen IU-Xray on-disk format. See ``docs/phantom.md``.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from dataclasses import asdict
@@ -19,20 +18,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from radiolm.data.formats.labels_csv import write_labels_csv
 from radiolm.data.labels import CHEXPERT_14
-from radiolm.data.phantom_render import _LOBE_FRONTAL, render_frontal, render_lateral
-from radiolm.data.phantom_spec import StudySpec
-from radiolm.data.report_grammar import check_language, spec_labels, write_report
+from radiolm.data.phantom.cxr_render import _LOBE_FRONTAL, render_frontal, render_lateral
+from radiolm.data.phantom.grammar_cxr import check_language, spec_labels, write_report
+from radiolm.data.phantom.specs import StudySpec
 
-__all__ = [
-    "StudySpec",
-    "generate_cxr",
-    "render_frontal",
-    "render_lateral",
-    "sample_study",
-    "spec_labels",
-    "write_report",
-]
+__all__ = ["generate_cxr", "sample_study"]
 
 # Probability that a study has each finding; findings are sampled independently (about 35 % of studies have
 # no pathology). Devices are sampled one by one.
@@ -208,10 +200,7 @@ def _write_tables(out: Path, specs: list[StudySpec], entries: list[dict], splits
         annotation[name].append({**entry, "split": name})
     (out / "annotation.json").write_text(json.dumps(annotation, indent=1) + "\n")
     labels = [spec_labels(spec) for spec in specs]
-    with (out / "labels.csv").open("w", newline="") as file:
-        writer = csv.writer(file, lineterminator="\n")
-        writer.writerow(["id", *CHEXPERT_14])
-        writer.writerows([entry["id"], *row] for entry, row in zip(entries, labels, strict=True))
+    write_labels_csv(out / "labels.csv", ((entry["id"], row) for entry, row in zip(entries, labels, strict=True)))
     with (out / "phantom.jsonl").open("w") as file:
         for entry, spec in zip(entries, specs, strict=True):
             file.write(json.dumps({"id": entry["id"], **asdict(spec)}) + "\n")

@@ -3,7 +3,7 @@
 The grammar is split in two layers so that another language only adds a lexicon:
 
 1. *What is said* is language independent: :func:`write_report` picks statement keys from the
-   :class:`~radiolm.data.phantom.StudySpec` (one key per present finding, a random subset of negations of
+   :class:`~radiolm.data.phantom.specs.StudySpec` (one key per present finding, a random subset of negations of
    absent ones), groups them into sections (devices, heart, lungs, pleura, bones) and shuffles the order
    within each section.
 2. *How it is said* lives in a lexicon (``_LEXICONS[language]``): several paraphrase templates per key and the
@@ -16,15 +16,13 @@ them: a hedged finding is labelled ``-1`` (uncertain), as the CheXpert labeler d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from radiolm.data.labels import CHEXPERT_14, NEGATIVE, POSITIVE, UNCERTAIN
-from radiolm.data.report_grammar_zh import ZH_CXR_LEXICON
-
-if TYPE_CHECKING:
-    from radiolm.data.phantom import StudySpec
+from radiolm.data.phantom.grammar_zh import ZH_CXR_LEXICON
+from radiolm.data.phantom.specs import StudySpec
 
 __all__ = ["HEDGE_WORDS", "LANGUAGES", "NORMAL_IMPRESSION", "check_language", "spec_labels", "write_report"]
 
@@ -213,9 +211,7 @@ _IMPRESSION_ORDER = (
 def check_language(language: str) -> None:
     """Raise ``ValueError`` unless reports can be written in ``language``."""
     if language not in _LEXICONS:
-        raise ValueError(
-            f"phantom reports in language {language!r} are not available (have: {', '.join(LANGUAGES)})"
-        )
+        raise ValueError(f"phantom reports in language {language!r} are not available (have: {', '.join(LANGUAGES)})")
 
 
 def _ordinal(number: int) -> str:
@@ -325,7 +321,7 @@ def write_report(spec: StudySpec, rng: np.random.Generator, language: str = "en"
     Args:
         spec: the sampled study.
         rng: source of the paraphrase choice, sentence order and which absent findings are negated.
-        language: report language, ``"en"`` or ``"zh"`` (:mod:`radiolm.data.report_grammar_zh`).
+        language: report language, ``"en"`` or ``"zh"`` (:mod:`radiolm.data.phantom.grammar_zh`).
 
     Returns:
         ``(findings, impression)``, each a few sentences in sentence case.

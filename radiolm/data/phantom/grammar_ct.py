@@ -1,11 +1,11 @@
-"""The phantom chest CT: its ground truth (:class:`CTStudySpec`), CTRG-style reports and CheXpert-14 labels.
+"""The phantom chest CT's CTRG-style reports and CheXpert-14 labels, from its :class:`CTStudySpec`.
 
 CTRG-Chest-548K reports (and the CMRG-LLM paper's CT examples, its Table 3) follow a fixed order: thorax, lung
 window (parenchyma), hila and airways, heart and mediastinum, pleura; then an impression that lists the
 abnormalities, with a follow-up advice for nodules. :func:`write_ct_report` keeps that order, picks one paraphrase
 per statement, shuffles the parenchymal statements and negates some absent findings. As in
-:mod:`radiolm.data.report_grammar`, *what is said* (statement keys) is language independent and *how it is said*
-is a lexicon: English here, Chinese in :mod:`radiolm.data.report_grammar_zh`.
+:mod:`radiolm.data.phantom.grammar_cxr`, *what is said* (statement keys) is language independent and *how it is
+said* is a lexicon: English here, Chinese in :mod:`radiolm.data.phantom.grammar_zh`.
 
 Labels come from the spec, not from the text. CT findings map onto the CheXpert-14 columns as follows:
 nodule -> Lung Lesion; consolidation -> Consolidation + Lung Opacity (+ Pneumonia -1 when "may represent
@@ -18,71 +18,14 @@ which is also what a CheXpert labeler gives for such a report).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from radiolm.data.labels import CHEXPERT_14, NEGATIVE, POSITIVE, UNCERTAIN
+from radiolm.data.phantom.specs import CTStudySpec
 
-__all__ = ["CT_LANGUAGES", "CTStudySpec", "ct_spec_labels", "write_ct_report"]
-
-LOBES: tuple[str, ...] = ("RUL", "RML", "RLL", "LUL", "LLL")
-
-
-@dataclass
-class CTStudySpec:
-    """The sampled content of one phantom CT study. Sides are the patient's; ``None`` means absent.
-
-    Attributes:
-        body_scale: body cross-section relative to the average patient.
-        heart_scale: heart radius relative to normal (normal 0.9-1.1; cardiomegaly 1.3-1.6).
-        cardiomegaly: ``mild | moderate | severe``.
-        effusion_side: ``left | right | bilateral``; ``effusion_amount``: ``small | moderate | large``.
-        pneumothorax_side: ``left | right``; ``pneumothorax_size``: ``small | large``.
-        consolidation_lobe: one of ``RUL RML RLL LUL LLL``.
-        nodule_mm: nodule diameter in mm; ``nodule_lobe``: its lobe; ``nodule_center``: ``(z, v, u)``, the height
-            in [0, 1] of the field of view and the position in that lung's cross-section, anterior-posterior ``v``
-            and medial-lateral ``u`` in [-1, 1] (:mod:`radiolm.data.phantom_ct`).
-        emphysema: ``mild | severe`` (centrilobular, upper lobes; no CheXpert column).
-        ground_glass: bilateral patchy ground-glass opacity in the lower lobes.
-        atelectasis_side: ``left | right`` (band in the posterior lower lobe).
-        pleural_thickening_side: ``left | right | bilateral``.
-        hedges: statements the report hedges (label ``-1``): ``pneumonia`` (consolidation as possible infection),
-            ``nodule``, ``atelectasis``.
-    """
-
-    body_scale: float = 1.0
-    heart_scale: float = 1.0
-    cardiomegaly: str | None = None
-    effusion_side: str | None = None
-    effusion_amount: str | None = None
-    pneumothorax_side: str | None = None
-    pneumothorax_size: str | None = None
-    consolidation_lobe: str | None = None
-    nodule_mm: int | None = None
-    nodule_lobe: str | None = None
-    nodule_center: tuple[float, float, float] | None = None
-    emphysema: str | None = None
-    ground_glass: bool = False
-    atelectasis_side: str | None = None
-    pleural_thickening_side: str | None = None
-    hedges: tuple[str, ...] = ()
-
-    def present_findings(self) -> set[str]:
-        """Names of the findings this study shows."""
-        present = {
-            "cardiomegaly": self.cardiomegaly,
-            "effusion": self.effusion_side,
-            "pneumothorax": self.pneumothorax_side,
-            "consolidation": self.consolidation_lobe,
-            "nodule": self.nodule_mm,
-            "emphysema": self.emphysema,
-            "ground_glass": self.ground_glass,
-            "atelectasis": self.atelectasis_side,
-            "pleural_thickening": self.pleural_thickening_side,
-        }
-        return {name for name, value in present.items() if value}
+__all__ = ["CT_LANGUAGES", "check_ct_language", "ct_spec_labels", "write_ct_report"]
 
 
 _EN_WORDS: dict[str, dict[str, str]] = {
@@ -215,7 +158,7 @@ _EN_TEMPLATES: dict[str, tuple[str, ...]] = {
 
 
 def _zh_lexicon() -> dict[str, Any]:
-    from radiolm.data.report_grammar_zh import ZH_CT_LEXICON
+    from radiolm.data.phantom.grammar_zh import ZH_CT_LEXICON
 
     return ZH_CT_LEXICON
 

@@ -2,7 +2,7 @@
 (:data:`ZH_CT_LEXICON`).
 
 The statement keys, their order and the labels come from the language-independent grammars
-(:mod:`radiolm.data.report_grammar`, :mod:`radiolm.data.report_grammar_ct`); this module only says how each
+(:mod:`radiolm.data.phantom.grammar_cxr`, :mod:`radiolm.data.phantom.grammar_ct`); this module only says how each
 statement is written in Chinese, in the style of Chinese clinical reports (CTRG-Chest-548K's released example:
 "胸廓对称，肺窗示双肺纹理清晰，走行自然，肺野透光度良好……双肺门不大。心影及心脏大血管形态正常，纵隔内未见明显肿块及
 肿大淋巴结。无胸腔积液及胸膜增厚。"). Sentences end with "。" and are joined without spaces. Hedges use the usual
@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from radiolm.data.phantom_spec import StudySpec
+    from radiolm.data.phantom.specs import StudySpec
 
 __all__ = ["ZH_CT_LEXICON", "ZH_CXR_LEXICON", "ZH_HEDGE_WORDS", "zh_cxr_slots"]
 
@@ -42,7 +42,7 @@ _CXR_WORDS: dict[str, dict[str, str]] = {
 
 
 def zh_cxr_slots(spec: StudySpec, words: dict[str, dict[str, str]]) -> dict[str, str]:
-    """Chinese words for the slots of :mod:`radiolm.data.report_grammar`'s templates (present findings only)."""
+    """Chinese words for the slots of :mod:`radiolm.data.phantom.grammar_cxr`'s templates (present findings only)."""
     slots = {
         "cm_sev": words["severity"].get(spec.cardiomegaly or ""),
         "cm_adv": words["severity"].get(spec.cardiomegaly or ""),
@@ -234,4 +234,4 @@ _CT_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 ZH_CT_LEXICON: dict[str, Any] = {"words": _CT_WORDS, "templates": _CT_TEMPLATES, "separator": ""}
-"""The Chinese chest CT lexicon (same keys as :mod:`radiolm.data.report_grammar_ct`'s English one)."""
+"""The Chinese chest CT lexicon (same keys as :mod:`radiolm.data.phantom.grammar_ct`'s English one)."""

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from radiolm.data.annotation import SPLITS
 from radiolm.data.cleaning import get_cleaner
-from radiolm.data.datamodule import ReportDataModule
+from radiolm.data.datamodules.r2gen import R2GenDataModule
+from radiolm.data.formats.annotation import SPLITS
 from radiolm.errors import RadioLMError
 
 __all__ = ["IUXrayDataModule"]
@@ -22,7 +22,7 @@ __all__ = ["IUXrayDataModule"]
 log = logging.getLogger(__name__)
 
 
-class IUXrayDataModule(ReportDataModule):
+class IUXrayDataModule(R2GenDataModule):
     """IU-Xray studies from ``radiolm data prepare iu-xray`` (or R2Gen's own ``annotation.json``).
 
     Args:
@@ -31,8 +31,8 @@ class IUXrayDataModule(ReportDataModule):
             ``r2gen_iu`` (R2Gen and R2GenGPT on IU-Xray, the default), ``r2gen_corrected``, ``none``, ...
         max_views: 2 feeds both views (R2GenGPT averages their encodings, paper §3.1); 1 feeds the first image of
             the study (in R2Gen's XML order, usually the frontal view), as the single-view methods do.
-        **kwargs: The other :class:`~radiolm.data.datamodule.ReportDataModule` arguments (``batch_size``,
-            ``report_key``, ``image_root``, ``labels_path``, ...).
+        **kwargs: The other :class:`~radiolm.data.datamodules.r2gen.R2GenDataModule` arguments (``batch_size``,
+            ``report_key``, ``image_root``, ``labels_path``, ``views_path``, ...).
 
     Raises:
         RadioLMError: for an unknown ``cleaning`` or a ``max_views`` other than 1 or 2.
@@ -58,7 +58,6 @@ class IUXrayDataModule(ReportDataModule):
         if cleaned:
             return
         for split in SPLITS:
-            dataset = self.datasets[split]
-            for entry in dataset.entries:
-                entry[dataset.report_key] = self._clean(entry[dataset.report_key])
+            for entry in self.datasets[split].entries:
+                entry[self.report_key] = self._clean(entry[self.report_key])
         log.info("radiolm: IU-Xray reports cleaned with %r", self.cleaning)
