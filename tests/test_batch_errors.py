@@ -11,15 +11,8 @@ import torch
 
 from radiolm.batch import ReportBatch, require_images, require_volumes
 from radiolm.errors import BatchError, RadioLMError
-from radiolm.methods.base import ReportGenerationModule
-from radiolm.methods.bidirectional import Bidirectional
-from radiolm.methods.dia_llama import DiaLLaMA
-from radiolm.methods.r2gengpt import R2GenGPT
-from radiolm.methods.two_stage import TwoStageFinetune
-from radiolm.parts.language_model import LanguageModel
-from radiolm.parts.mappers import PerceiverResampler, QueryMapper
-from radiolm.parts.vision import VisionEncoder
-from radiolm.parts.volume_encoder import VolumeEncoder
+from radiolm.methods import Bidirectional, DiaLLaMA, R2GenGPT, ReportGenerationModule, TwoStageFinetune
+from radiolm.parts import LanguageModel, PerceiverResampler, QueryMapper, VisionEncoder, VolumeEncoder
 
 
 def xray_batch() -> ReportBatch:

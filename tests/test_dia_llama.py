@@ -271,7 +271,7 @@ def test_full_experiment_resolves_with_deepspeed(capsys: pytest.CaptureFixture[s
     assert exit_info.value.code in (0, None)
     out = capsys.readouterr().out
     assert "class_path: lightning.pytorch.strategies.DeepSpeedStrategy" in out and "stage: 2" in out
-    assert "class_path: radiolm.methods.dia_llama.DiaLLaMA" in out
+    assert "class_path: radiolm.methods.DiaLLaMA" in out  # the short public name
     for line in (
         "max_steps: 2000",
         "accumulate_grad_batches: 8",
