@@ -10,7 +10,7 @@ How it differs from Lightning's ``BaseFinetuning``: the encoder's parameters are
 off. No parameter group is added mid-run, which is what breaks under DeepSpeed, where the optimizer's flat
 buffers are built once. With ``torch.optim.AdamW`` a parameter whose ``.grad`` is ``None`` is skipped entirely,
 so stage 1 applies neither an Adam update nor weight decay to the encoder, and its Adam moments start at the
-first stage-2 step. The parameters are tagged ``radiolm_scheduled`` so that
+first stage-2 step. The parameters are tagged (:data:`~radiolm.parts.trainable.SCHEDULED_ATTR`) so that
 :meth:`~radiolm.methods.base.ReportGenerationModule.trainable_parameters` keeps them in the optimizer and in
 checkpoints while their gradients are off.
 
@@ -28,12 +28,11 @@ from typing import Any
 import lightning.pytorch as pl
 from torch import nn
 
-__all__ = ["SCHEDULED_ATTR", "EncoderUnfreeze"]
+from radiolm.parts.trainable import SCHEDULED_ATTR, is_scheduled
+
+__all__ = ["EncoderUnfreeze"]
 
 log = logging.getLogger(__name__)
-
-SCHEDULED_ATTR = "radiolm_scheduled"
-"""Attribute set on parameters whose gradients a callback switches: they stay trainable for optimizer/checkpoints."""
 
 
 class EncoderUnfreeze(pl.Callback):
@@ -96,7 +95,7 @@ class EncoderUnfreeze(pl.Callback):
         """Leave the module as configured (gradients on), e.g. for a later ``fit`` in the same process."""
         module = self._module(pl_module)
         for p in module.parameters():
-            if getattr(p, SCHEDULED_ATTR, False):
+            if is_scheduled(p):
                 p.requires_grad_(True)
         self._frozen = None
 
@@ -124,7 +123,7 @@ class EncoderUnfreeze(pl.Callback):
         if frozen == self._frozen:
             return
         for p in module.parameters():
-            if getattr(p, SCHEDULED_ATTR, False):
+            if is_scheduled(p):
                 p.requires_grad_(not frozen)
                 if frozen:
                     p.grad = None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
-__all__ = ["ReportBatch"]
+from radiolm.errors import BatchError
+
+__all__ = ["ReportBatch", "require_images", "require_volumes"]
 
 
 @dataclass
@@ -38,3 +41,38 @@ class ReportBatch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+# What each kind of input needs, and the DataModules that provide it (named in the error message).
+_XRAY_MODULES = "radiolm.data.IUXrayDataModule, MIMICCXRDataModule or PhantomCXRDataModule"
+_CT_MODULES = "radiolm.data.CTRGChestDataModule or PhantomCTDataModule"
+
+
+def require_images(batch: ReportBatch, method: str) -> tuple[Tensor, Tensor]:
+    """The X-ray views of ``batch`` and their mask, or a :class:`~radiolm.errors.BatchError` naming ``method``.
+
+    Args:
+        batch: A batch from any DataModule.
+        method: The method's name for the message (e.g. ``"R2GenGPT"``).
+
+    Returns:
+        ``images`` ``[B, V, C, H, W]`` and ``view_mask`` ``[B, V]`` (bool; all views real when the batch has none).
+    """
+    if batch.images is None:
+        raise BatchError(
+            f"{method} needs X-ray images (batch.images); this batch has none: use an X-ray DataModule "
+            f"({_XRAY_MODULES})"
+        )
+    view_mask = batch.view_mask
+    if view_mask is None:
+        view_mask = torch.ones(batch.images.shape[:2], dtype=torch.bool, device=batch.images.device)
+    return batch.images, view_mask
+
+
+def require_volumes(batch: ReportBatch, method: str) -> Tensor:
+    """The CT volumes ``[B, C, D, H, W]`` of ``batch``, or a :class:`~radiolm.errors.BatchError` naming ``method``."""
+    if batch.volumes is None:
+        raise BatchError(
+            f"{method} needs CT volumes (batch.volumes); this batch has none: use a CT DataModule ({_CT_MODULES})"
+        )
+    return batch.volumes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DataError", "MissingAssetError", "RadioLMError"]
+__all__ = ["BatchError", "DataError", "MissingAssetError", "RadioLMError"]
 
 
 class RadioLMError(RuntimeError):
@@ -42,3 +42,11 @@ class MissingAssetError(RadioLMError):
 
 class DataError(RadioLMError):
     """A data file or entry is missing or malformed; the message names it and says what to do."""
+
+
+class BatchError(RadioLMError):
+    """A batch lacks what a method needs (X-ray images, CT volumes): the method was paired with the wrong data.
+
+    Raised by :func:`radiolm.batch.require_images` and :func:`radiolm.batch.require_volumes`, so every method says it
+    the same way: what it needs, that the batch has none, and which DataModules provide it.
+    """

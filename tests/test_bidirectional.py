@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from radiolm.batch import ReportBatch
 from radiolm.cli import main
+from radiolm.errors import BatchError
 from radiolm.methods.bidirectional import Bidirectional
 from radiolm.methods.r2gengpt import R2GenGPT
 from radiolm.parts.generation import DecodingConfig
@@ -122,8 +123,16 @@ def test_patchify_roundtrip_and_decoder_shape() -> None:
     assert patches.shape == (2, 4, 48)
     assert torch.equal(patches[0, 1, :3], images[0, :, 0, 4])  # patch 1 = top-right, first pixel, 3 channels
     assert torch.equal(unpatchify(patches, 4, 3), images)
-    decoder = MAEImageDecoder(32, 32, 8, 3, **TINY_DECODER)
+    decoder = MAEImageDecoder(32, (4, 4), 8, 3, **TINY_DECODER)
     assert decoder(torch.randn(5, 16, 32)).shape == (5, 3, 32, 32)
+    wide = torch.arange(2 * 3 * 8 * 12, dtype=torch.float32).reshape(2, 3, 8, 12)  # a 2 x 3 grid of 4 px patches
+    assert torch.equal(unpatchify(patchify(wide, 4), 4, 3, grid=(2, 3)), wide)
+
+
+def test_encoder_patch_grid_feeds_the_decoder() -> None:
+    enc = tiny_encoder()
+    assert enc.patch_grid == (4, 4) and enc.patch_size == 8  # 32 px / 8 px patches, as the 16 tokens
+    assert enc(torch.randn(1, 3, 32, 32)).shape[1] == 16
 
 
 def test_text_encoder_shapes() -> None:
@@ -163,17 +172,19 @@ def test_ablations_are_values(lm: LanguageModel) -> None:
     assert losses["loss"].item() == pytest.approx((losses["vtc"] + 0.5 * losses["tvc"]).item(), rel=1e-6)
 
 
-def test_t2v_texts_carry_each_image_view(lm: LanguageModel, tmp_path: Path) -> None:
+def test_t2v_texts_carry_each_image_view(lm: LanguageModel) -> None:
     model = full_model(lm)
     assert model.t2v_texts(make_batch()) == [
         "Moderate cardiomegaly. Small left pleural effusion. View: frontal.",
         "Moderate cardiomegaly. Small left pleural effusion. View: lateral.",
         "The lungs are clear. View: frontal.",
     ]
-    cached = tmp_path / "views.json"
-    cached.write_text(json.dumps({"views": {"s1": ["lateral", "frontal"], "s2": ["lateral"]}}))
-    model.view_predictions = str(cached)
-    assert [t.rsplit(" ", 1)[-1] for t in model.t2v_texts(make_batch())] == ["lateral.", "frontal.", "lateral."]
+    batch = make_batch()  # the views come from the batch (the DataModule fills them, e.g. from the classifier)
+    batch.views = [["lateral", "frontal"], ["lateral"]]
+    assert [t.rsplit(" ", 1)[-1] for t in model.t2v_texts(batch)] == ["lateral.", "frontal.", "lateral."]
+    batch.views = [["frontal"], ["frontal"]]
+    with pytest.raises(BatchError, match=r"study 's1' has none for image 1"):
+        model.compute_losses(batch)
 
 
 def test_t2v_readout_is_teacher_forced(lm: LanguageModel) -> None:
@@ -202,9 +213,7 @@ def test_inference_runs_only_v2t_at_r2gengpt_cost(lm: LanguageModel, monkeypatch
                  model.clip_visual, model.clip_text):  # fmt: skip
         monkeypatch.setattr(part, "forward", forbidden)
     monkeypatch.setattr(model, "text_to_vision", forbidden)
-    monkeypatch.setattr(model, "view_of", forbidden)
-    monkeypatch.setattr("radiolm.methods.view_classifier.ensure_view_predictions", forbidden)
-    monkeypatch.setattr("radiolm.methods.view_classifier.predict_views", forbidden)
+    monkeypatch.setattr(model, "t2v_texts", forbidden)
     baseline = R2GenGPT(model.vision_encoder, lm, decoding=model.decoding).eval()
     baseline.visual_mapper.load_state_dict(model.visual_mapper.state_dict())
     batch = make_batch()
@@ -297,6 +306,3 @@ def test_experiment_runs_fit_and_test(
     assert records and len({r["id"] for r in records}) == len(records)
     metrics = json.loads(sorted(workdir.glob("metrics-test-*.json"))[-1].read_text())
     assert {"bleu4", "rouge_l", "meteor"} <= set(metrics)
-    if "text_encoder: null" not in experiment.read_text():  # T2V: the view classifier ran on the first fit
-        views = next(workdir.glob("data/*/views.json"))
-        assert json.loads(views.read_text())["accuracy"]["train"] >= 0.5

@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -243,6 +244,26 @@ def test_train_prompt_labels_switch(tiny_llm: Path, mode: str, monkeypatch: pyte
     assert seen[-1] == guess
 
 
+def test_diagnosis_f1_is_micro_over_diseases_and_batches(tiny_llm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``<stage>/diagnosis_f1`` = 2 TP / (2 TP + FP + FN) over every disease of every study seen, then reset."""
+    model = make_model(tiny_llm, diseases=["Cardiomegaly", "Edema", "Pleural Effusion"])
+    logged: dict[str, float] = {}
+    monkeypatch.setattr(model, "_trainer", SimpleNamespace(sanity_checking=False))
+    monkeypatch.setattr(model, "log", lambda name, value, **kwargs: logged.__setitem__(name, value))
+    # batch 1: TP 1 (study 0, disease 0), FP 1 (study 0, disease 2), FN 1 (study 1, disease 1)
+    model.diagnosis_f1.update(torch.tensor([[1, 0, 1], [0, 0, 0]]), torch.tensor([[1, 0, 0], [0, 1, 0]]))
+    # batch 2: TP 1, FN 1
+    model.diagnosis_f1.update(torch.tensor([[0, 1, 0]]), torch.tensor([[1, 1, 0]]))
+    model._log_diagnosis("val")
+    assert logged == {"val/diagnosis_f1": pytest.approx(2 * 2 / (2 * 2 + 1 + 2))}  # 4/7
+    logged.clear()
+    model._log_diagnosis("val")  # reset: nothing seen since
+    assert logged == {}
+    model.diagnosis_f1.update(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    model._log_diagnosis("test")
+    assert logged == {"test/diagnosis_f1": 0.0}  # no positives anywhere: 0, not NaN
+
+
 # -- experiment YAMLs -------------------------------------------------------------------------------------------
 def test_full_experiment_resolves_with_deepspeed(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -250,7 +271,7 @@ def test_full_experiment_resolves_with_deepspeed(capsys: pytest.CaptureFixture[s
     assert exit_info.value.code in (0, None)
     out = capsys.readouterr().out
     assert "class_path: lightning.pytorch.strategies.DeepSpeedStrategy" in out and "stage: 2" in out
-    assert "class_path: radiolm.methods.dia_llama.DiaLLaMA" in out
+    assert "class_path: radiolm.methods.DiaLLaMA" in out  # the short public name
     for line in (
         "max_steps: 2000",
         "accumulate_grad_batches: 8",

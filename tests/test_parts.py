@@ -10,9 +10,10 @@ import torch
 from radiolm.parts.generation import DecodingConfig, generate_reports
 from radiolm.parts.language_model import LanguageModel
 from radiolm.parts.mappers import LinearMapper
-from radiolm.parts.prompt import R2GENGPT_TEMPLATE, PromptTemplate
+from radiolm.parts.prompt import R2GENGPT_TEMPLATE, MaskedEmbeddings, PromptTemplate
 from radiolm.parts.trainable import count_trainable
-from radiolm.parts.vision import VisionEncoder, mean_over_views
+from radiolm.parts.vision import VisionEncoder
+from radiolm.parts.visual_prefix import encode_views, mean_over_views, visual_prefix
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,42 @@ def test_mean_over_views_ignores_padding() -> None:
     pooled = mean_over_views(tokens, mask)
     assert torch.allclose(pooled[0], torch.full((4, 3), 3.0))
     assert torch.allclose(pooled[1], torch.ones(4, 3))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first"])
+def test_visual_prefix_pools_the_views_it_encodes(pooling: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    enc = VisionEncoder("test_resnet", backend="timm", pretrained=False).eval()
+    images = torch.randn(2, 2, 3, 64, 64)
+    mask = torch.tensor([[True, True], [True, False]])
+    with torch.no_grad():
+        frontal, lateral = enc(images[:, 0]), enc(images[:, 1])
+        prefix = visual_prefix(enc, torch.nn.Identity(), images, mask, pooling)  # type: ignore[arg-type]
+    if pooling == "mean":  # study 0 averages its two views; study 1's padding is never encoded
+        torch.testing.assert_close(prefix[0], (frontal[0] + lateral[0]) / 2)
+        torch.testing.assert_close(prefix[1], frontal[1])
+    else:  # the first (frontal) view only
+        torch.testing.assert_close(prefix, frontal)
+    seen: list[int] = []
+    forward = enc.forward
+    monkeypatch.setattr(enc, "forward", lambda x: seen.append(len(x)) or forward(x))
+    tokens, encoded = encode_views(enc, images, mask, pooling)  # type: ignore[arg-type]
+    assert seen == [3 if pooling == "mean" else 2] and len(tokens) == int(encoded.sum())
+    with pytest.raises(ValueError, match="mean' or 'first"):
+        encode_views(enc, images, mask, "max")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "grid", "patch"), [("test_vit", (4, 4), 16), ("test_resnet", (2, 2), None), ("swin", (8, 8), 8)]
+)
+def test_patch_grid(tiny_swin: Path, name: str, grid: tuple[int, int], patch: int | None) -> None:
+    if name == "swin":
+        enc = VisionEncoder(str(tiny_swin), pretrained=False)
+    else:
+        enc = VisionEncoder(name, backend="timm", pretrained=False, image_size=64)
+    assert enc.patch_grid == grid and enc.patch_size == patch
+    prefix = 1 if name == "test_vit" else 0  # a timm ViT gives its CLS token first
+    assert enc(torch.randn(1, 3, 64, 64)).shape[1] == prefix + grid[0] * grid[1]
 
 
 def test_linear_mapper_shape_and_count() -> None:
@@ -147,6 +184,55 @@ def test_prompt_truncates_reports(lm: LanguageModel) -> None:
 def test_prompt_rejects_template_without_image_slot() -> None:
     with pytest.raises(ValueError, match="image"):
         PromptTemplate("no slot here")
+
+
+def test_prompt_is_assembled_from_segments(lm: LanguageModel) -> None:
+    """build() is assemble() over the template's pieces; a tuple in a slot is its segments one after the other."""
+    prompt = PromptTemplate()
+    visual, extra = torch.randn(2, 3, lm.hidden_size), torch.randn(2, 2, lm.hidden_size)
+    reports, context = ["The lungs are clear.", "Small effusion."], ["no finding", "effusion present here"]
+    built = prompt.build(lm, visual, reports, context)
+    assembled = prompt.assemble(lm, [prompt.before, visual, prompt.after, context], reports)
+    for a, b in ((built.inputs_embeds, assembled.inputs_embeds), (built.attention_mask, assembled.attention_mask)):
+        assert torch.equal(a, b)
+    assert built.labels is not None and assembled.labels is not None and torch.equal(built.labels, assembled.labels)
+    n_before = 1 + len(lm.tokenizer(prompt.before, add_special_tokens=False).input_ids)
+    assert built.slot_starts["image"].tolist() == [n_before, n_before]
+    joined = prompt.build(lm, (visual, extra), None)
+    together = prompt.build(lm, torch.cat([visual, extra], dim=1), None)
+    assert torch.equal(joined.inputs_embeds, together.inputs_embeds)
+
+
+def test_prompt_masked_embeddings_and_slot_starts(lm: LanguageModel) -> None:
+    """Rows of different lengths (a text encoder's E_t) in a named slot; slot_starts follow the padding side."""
+    tok = lm.tokenizer
+    prompt = PromptTemplate("Human: <Report>{report}</Report> Assistant: <Img>{image}")
+    text = torch.randn(2, 4, lm.hidden_size)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    slots = torch.randn(2, 3, lm.hidden_size)
+    n_before = 1 + len(tok("Human: <Report>", add_special_tokens=False).input_ids)
+    n_middle = len(tok("</Report> Assistant: <Img>", add_special_tokens=False).input_ids)
+    right = prompt.build(lm, slots, padding_side="right", report=MaskedEmbeddings(text, mask))
+    full = n_before + 4 + n_middle + 3
+    assert right.labels is None and right.attention_mask.sum(1).tolist() == [full, full - 2]
+    assert not right.attention_mask[1, -2:].any()  # right padding
+    assert right.slot_starts["report"].tolist() == [n_before, n_before]
+    assert right.slot_starts["image"].tolist() == [n_before + 4 + n_middle, n_before + 2 + n_middle]
+    for i, length in enumerate((4, 2)):
+        start = int(right.slot_starts["image"][i])
+        assert torch.equal(right.inputs_embeds[i, n_before : n_before + length], text[i, :length])
+        assert torch.equal(right.inputs_embeds[i, start : start + 3], slots[i])
+    left = prompt.build(lm, slots, report=MaskedEmbeddings(text, mask))  # generation: left padding
+    assert left.slot_starts["image"].tolist() == [n_before + 4 + n_middle] * 2
+    with pytest.raises(ValueError, match="slots"):
+        prompt.build(lm, slots)  # {report} left empty
+
+
+def test_prompt_report_embeddings_are_truncated_like_targets(lm: LanguageModel) -> None:
+    prompt = PromptTemplate(max_report_tokens=3)
+    words, keep = prompt.report_embeddings(lm, ["word " * 50, ""])
+    assert keep.sum(1).tolist() == [3, 1]  # truncated; an empty report is the eos token
+    assert torch.equal(words[1, 0], lm.embed(torch.tensor([lm.tokenizer.eos_token_id]))[0])
 
 
 # -- generation -----------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from radiolm.errors import DataError
-from radiolm.methods.view_classifier import ViewClassifier, _labels_of, views_command
+from radiolm.methods.view_classifier import ViewClassifier, _labels_of, main
 
 
 def test_classifier_shape() -> None:
@@ -23,9 +23,9 @@ def test_labels_from_views_or_image_order() -> None:
         _labels_of({"id": "c", "image_path": ["0.png"], "views": ["oblique"]})
 
 
-def test_views_command_trains_on_train_and_caches(phantom_root: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_main_trains_on_train_and_caches(phantom_root: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "views.json"
-    views_command(["--annotation", str(phantom_root / "annotation.json"), "--out", str(out), "--epochs", "8"])
+    main(["--annotation", str(phantom_root / "annotation.json"), "--out", str(out), "--epochs", "8"])
     result = json.loads(out.read_text())
     annotation = json.loads((phantom_root / "annotation.json").read_text())
     assert result["n_images"] == {split: 2 * len(annotation[split]) for split in ("train", "val", "test")}
@@ -33,5 +33,5 @@ def test_views_command_trains_on_train_and_caches(phantom_root: Path, tmp_path: 
     assert all(len(v) == 2 and set(v) <= {"frontal", "lateral"} for v in result["views"].values())
     # frontal and lateral phantoms differ plainly: 8 epochs on 32 training images separate them
     assert result["accuracy"]["train"] >= 0.9 and result["accuracy"]["test"] >= 0.9
-    views_command(["--annotation", str(phantom_root / "annotation.json"), "--out", str(out), "--epochs", "8"])
+    main(["--annotation", str(phantom_root / "annotation.json"), "--out", str(out), "--epochs", "8"])
     assert "up to date (cached)" in capsys.readouterr().out

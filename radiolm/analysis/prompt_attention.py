@@ -63,12 +63,9 @@ def teacher_forced_inputs(model: ReportGenerationModule, batch: ReportBatch, rep
     visual = model.encode(batch)  # [B, K, D]
     inputs = model.prompt.build(model.language_model, visual, reports, model.prompt_context(batch), "right")
     assert inputs.labels is not None
-    tok = model.language_model.tokenizer
-    bos = 1 if model.prompt.add_bos and tok.bos_token_id is not None else 0
-    start = bos + len(tok(model.prompt.before, add_special_tokens=False).input_ids)
     b, t = inputs.attention_mask.shape
-    visual_mask = torch.zeros(b, t, dtype=torch.bool, device=visual.device)
-    visual_mask[:, start : start + visual.shape[1]] = True
+    positions = inputs.slot_starts["image"][:, None] + torch.arange(visual.shape[1], device=visual.device)
+    visual_mask = torch.zeros(b, t, dtype=torch.bool, device=visual.device).scatter_(1, positions, True)
     query_mask = torch.zeros_like(visual_mask)
     query_mask[:, :-1] = inputs.labels[:, 1:] != -100
     return ForcedInputs(inputs, visual_mask, query_mask)

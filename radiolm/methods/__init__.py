@@ -1,0 +1,51 @@
+"""One LightningModule per paper on a shared base; YAML names them ``radiolm.methods.<Name>``.
+
+Names are imported on first use (PEP 562), so importing one method never loads another's dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from radiolm.methods.base import ReportGenerationModule
+    from radiolm.methods.bidirectional import Bidirectional
+    from radiolm.methods.dia_llama import DiaLLaMA
+    from radiolm.methods.optim import LRSchedule
+    from radiolm.methods.r2gengpt import R2GenGPT
+    from radiolm.methods.two_stage import TwoStageFinetune
+    from radiolm.methods.view_classifier import ViewClassifier
+
+# public name -> the module that defines it
+_MODULES = {
+    "Bidirectional": "bidirectional",
+    "DiaLLaMA": "dia_llama",
+    "LRSchedule": "optim",
+    "R2GenGPT": "r2gengpt",
+    "ReportGenerationModule": "base",
+    "TwoStageFinetune": "two_stage",
+    "ViewClassifier": "view_classifier",
+}
+
+__all__ = [
+    "Bidirectional",
+    "DiaLLaMA",
+    "LRSchedule",
+    "R2GenGPT",
+    "ReportGenerationModule",
+    "TwoStageFinetune",
+    "ViewClassifier",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -30,6 +30,7 @@ from radiolm.metrics.evaluate import dedupe_records, evaluate_records, write_pre
 from radiolm.parts.generation import DecodingConfig, generate_reports
 from radiolm.parts.language_model import LanguageModel
 from radiolm.parts.prompt import PromptTemplate
+from radiolm.parts.trainable import is_scheduled
 
 __all__ = ["ReportGenerationModule"]
 
@@ -122,8 +123,9 @@ class ReportGenerationModule(pl.LightningModule):
 
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Parameters handed to the optimizer (and saved in checkpoints): those with ``requires_grad``, and those a
-        callback has frozen for a while (tagged ``radiolm_scheduled``, e.g. ``EncoderUnfreeze``'s stage 1)."""
-        return [(n, p) for n, p in self.named_parameters() if p.requires_grad or getattr(p, "radiolm_scheduled", False)]
+        callback has frozen for a while (tagged :data:`~radiolm.parts.trainable.SCHEDULED_ATTR`, e.g.
+        ``EncoderUnfreeze``'s stage 1)."""
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad or is_scheduled(p)]
 
     def configure_optimizers(self) -> Any:
         params = [p for _, p in self.trainable_parameters()]

@@ -12,7 +12,7 @@ With DAA, DPM and the prompt all off, no diagnosis branch is built: the RadFM-st
 
 Prompt layout: ``[bos, before, visual (N), after, diagnosis text, report, eos]`` for ``text`` (the diagnosis is
 the PromptTemplate's per-study context); for ``token`` and ``feature`` the diagnosis is made of embeddings, not
-text, so the L diagnosis embeddings are appended to the N visual tokens and the template places ``N + L`` tokens.
+text, so the L diagnosis embeddings follow the N visual tokens in the template's ``{image}`` slot.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torchmetrics.classification import MultilabelF1Score
 
-from radiolm.batch import ReportBatch
+from radiolm.batch import ReportBatch, require_volumes
 from radiolm.data.labels import CHEXPERT_14, label_index
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.parts.diagnostic_prompt import (
@@ -119,14 +120,13 @@ class DiaLLaMA(ReportGenerationModule):
             )
         self.token_prompt = DiagnosisTokenPrompt(d, _embedding_std(language_model)) if prompt_type == "token" else None
         self.feature_prompt = nn.Linear(c, d) if prompt_type == "feature" else None  # prototype (c) -> LLM width
-        self._diagnosis_counts: list[Tensor] = []
+        # the diagnosis branch's own accuracy in validation / test (not a paper metric): micro F1 over diseases
+        self.diagnosis_f1 = MultilabelF1Score(num_labels=n_dis, average="micro")
 
     # -- the hot path: encode -> diagnose -> prompt -> LLM -----------------------------------------------------
     def encode_volume(self, batch: ReportBatch) -> tuple[Tensor, Tensor]:
         """Patch features ``A [B, M, c]`` (Eq. 3) and visual embeddings ``X [B, N, d]`` (Eq. 4)."""
-        if batch.volumes is None:
-            raise ValueError("Dia-LLaMA needs CT volumes (ReportBatch.volumes [B, C, D, H, W]); the batch has none")
-        patches = self.volume_encoder(batch.volumes)
+        patches = self.volume_encoder(require_volumes(batch, "DiaLLaMA"))
         return patches, self.visual_mapper(patches)
 
     def diagnose(self, patches: Tensor) -> tuple[Tensor, Tensor]:
@@ -134,6 +134,26 @@ class DiaLLaMA(ReportGenerationModule):
         assert self.disease_features is not None and self.diagnoser is not None
         features = self.disease_features(patches)
         return features, self.diagnoser.predict(features)
+
+    def diagnosis_prompt(self, states: Tensor | None, dtype: torch.dtype) -> list[str] | Tensor | None:
+        """The diagnosis ``D`` of Eq. 1 as the prompt shows it.
+
+        Args:
+            states: Diagnosis ``[B, L]`` (0 absent / 1 present); ``None`` for no diagnosis in the prompt.
+            dtype: Of the visual tokens.
+
+        Returns:
+            ``B`` sentences (``text``, §2.4), embeddings ``[B, L, d]`` (``token``: ``<POS>``/``<NEG>``; ``feature``:
+            the state's prototype, Table 3), or ``None`` (``none``).
+        """
+        if states is None or self.prompt_type == "none":
+            return None
+        if self.prompt_type == "text":
+            return self.text_prompt(states)
+        if self.token_prompt is not None:
+            return self.token_prompt(states).to(dtype)
+        assert self.feature_prompt is not None and isinstance(self.diagnoser, DiseasePrototypeMemory)
+        return self.feature_prompt(self.diagnoser.prototype(states).to(dtype)).to(dtype)  # [B, L, c] -> [B, L, d]
 
     def prompt_inputs(self, visual: Tensor, states: Tensor | None, reports: list[str] | None) -> PromptInputs:
         """The LLM input: visual tokens, then the diagnosis as the chosen prompt type (Eq. 1), then the report.
@@ -143,19 +163,10 @@ class DiaLLaMA(ReportGenerationModule):
             states: Diagnosis ``[B, L]`` that fills the prompt (``None`` for ``prompt_type: none``).
             reports: Targets (training) or ``None`` (generation).
         """
-        context = None
-        if self.prompt_type == "text":
-            assert states is not None
-            context = self.text_prompt(states)
-        elif self.prompt_type == "token":
-            assert states is not None and self.token_prompt is not None
-            visual = torch.cat([visual, self.token_prompt(states).to(visual.dtype)], dim=1)  # [B, N + L, d]
-        elif self.prompt_type == "feature":
-            assert states is not None and self.feature_prompt is not None
-            assert isinstance(self.diagnoser, DiseasePrototypeMemory)
-            prototypes = self.diagnoser.prototype(states)  # [B, L, c]
-            visual = torch.cat([visual, self.feature_prompt(prototypes.to(visual.dtype))], dim=1)
-        return self.prompt.build(self.language_model, visual, reports, context)
+        diagnosis = self.diagnosis_prompt(states, visual.dtype)
+        if isinstance(diagnosis, Tensor):  # token / feature: right after the visual tokens
+            return self.prompt.build(self.language_model, (visual, diagnosis), reports)
+        return self.prompt.build(self.language_model, visual, reports, diagnosis)  # text: after the instruction
 
     def compute_losses(self, batch: ReportBatch) -> dict[str, Tensor]:
         """``L = L_DP + lambda L_LM`` (Eq. 7); with the classification head (DPM off) its cross-entropy is the
@@ -183,11 +194,9 @@ class DiaLLaMA(ReportGenerationModule):
         patches, visual = self.encode_volume(batch)
         if self.prompt_type in ("token", "feature"):
             _, states = self.diagnose(patches)
-            extra = self.token_prompt(states) if self.token_prompt is not None else None
-            if extra is None:
-                assert self.feature_prompt is not None and isinstance(self.diagnoser, DiseasePrototypeMemory)
-                extra = self.feature_prompt(self.diagnoser.prototype(states).to(visual.dtype))
-            visual = torch.cat([visual, extra.to(visual.dtype)], dim=1)
+            diagnosis = self.diagnosis_prompt(states, visual.dtype)
+            assert isinstance(diagnosis, Tensor)
+            visual = torch.cat([visual, diagnosis], dim=1)
         return visual
 
     def generate(self, batch: ReportBatch) -> list[str]:
@@ -196,7 +205,7 @@ class DiaLLaMA(ReportGenerationModule):
         states = None
         if self.with_diagnosis:
             _, states = self.diagnose(patches)
-            self._count_diagnoses(states, self.targets(batch))
+            self.diagnosis_f1.update(states, self.targets(batch))
             if self.prompt_type == "none":
                 states = None
         inputs = self.prompt_inputs(visual, states, None)
@@ -207,19 +216,12 @@ class DiaLLaMA(ReportGenerationModule):
         return diagnosis_targets(batch.labels.to(self.disease_index.device)[:, self.disease_index])
 
     # -- the diagnosis branch's own accuracy (validation / test) -----------------------------------------------
-    def _count_diagnoses(self, predicted: Tensor, targets: Tensor) -> None:
-        tp = (predicted * targets).sum()
-        self._diagnosis_counts.append(torch.stack([tp, predicted.sum() - tp, targets.sum() - tp]).float())
-
     def _log_diagnosis(self, stage: str) -> None:
-        """Micro F1 of the diagnosis branch over all diseases and studies, logged as ``<stage>/diagnosis_f1``."""
-        if not self._diagnosis_counts:
+        """Micro F1 of the diagnosis branch over all diseases and studies of every rank: ``<stage>/diagnosis_f1``."""
+        if not self.diagnosis_f1.update_called:
             return
-        counts = torch.stack(self._diagnosis_counts).sum(0)
-        self._diagnosis_counts = []
-        gathered: Any = self.all_gather(counts)  # [3], or [world, 3] when distributed
-        tp, fp, fn = gathered.reshape(-1, 3).sum(0).tolist()
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        f1 = float(self.diagnosis_f1.compute())
+        self.diagnosis_f1.reset()
         if not self.trainer.sanity_checking:
             self.log(f"{stage}/diagnosis_f1", f1, sync_dist=False)
 

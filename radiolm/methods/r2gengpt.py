@@ -1,7 +1,8 @@
 """R2GenGPT (Wang et al.; ``../shared/papers/r2gengpt.md``): visual encoder -> linear mapper -> frozen LLM.
 
 Shallow, delta and deep alignment (§3) are one class: the encoder's ``trainable`` is ``frozen``, ``lora``
-(query/value, r = alpha = 16) or ``full``, set in YAML.
+(query/value, r = alpha = 16) or ``full``, set in YAML. The visual prefix (each view encoded, averaged over the
+views of a study as R2GenGPT's code does, mapped) is :func:`radiolm.parts.visual_prefix.visual_prefix`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from typing import Any
 
 from torch import Tensor
 
-from radiolm.batch import ReportBatch
+from radiolm.batch import ReportBatch, require_images
 from radiolm.data.transforms import ImageTransformConfig
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.parts.language_model import LanguageModel
 from radiolm.parts.mappers import LinearMapper, MapperFactory
-from radiolm.parts.vision import VisionEncoder, mean_over_views
+from radiolm.parts.vision import VisionEncoder
+from radiolm.parts.visual_prefix import ViewPooling, visual_prefix
 
 __all__ = ["R2GenGPT"]
 
@@ -27,6 +29,7 @@ class R2GenGPT(ReportGenerationModule):
         vision_encoder: Swin-B in the paper (49 tokens x 1024 at 224 px).
         language_model: Llama-2-7B-chat, frozen, in the paper.
         visual_mapper: Built as ``visual_mapper(encoder width, LLM width)``; default :class:`LinearMapper`.
+        view_pooling: ``mean`` over the real views of a study (R2GenGPT's code) or ``first`` view only.
         **kwargs: :class:`ReportGenerationModule` arguments (prompt, decoding, optimizer, ...).
     """
 
@@ -35,11 +38,13 @@ class R2GenGPT(ReportGenerationModule):
         vision_encoder: VisionEncoder,
         language_model: LanguageModel,
         visual_mapper: MapperFactory = LinearMapper,
+        view_pooling: ViewPooling = "mean",
         **kwargs: Any,
     ) -> None:
         super().__init__(language_model=language_model, **kwargs)
         self.vision_encoder = vision_encoder
         self.visual_mapper = visual_mapper(vision_encoder.out_dim, language_model.hidden_size)
+        self.view_pooling = view_pooling
 
     @property
     def image_transform(self) -> ImageTransformConfig:
@@ -51,10 +56,5 @@ class R2GenGPT(ReportGenerationModule):
         Returns:
             ``[B, L, D_llm]``.
         """
-        assert batch.images is not None and batch.view_mask is not None, "R2GenGPT needs X-ray images"
-        b, v = batch.view_mask.shape
-        real = batch.view_mask
-        tokens = self.vision_encoder(batch.images[real])  # [N_real, L, D_v]
-        per_view = tokens.new_zeros(b, v, *tokens.shape[1:])
-        per_view[real] = tokens
-        return self.visual_mapper(mean_over_views(per_view, real))
+        images, view_mask = require_images(batch, "R2GenGPT")
+        return visual_prefix(self.vision_encoder, self.visual_mapper, images, view_mask, self.view_pooling)

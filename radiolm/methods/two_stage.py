@@ -16,13 +16,14 @@ from typing import Any
 
 from torch import Tensor
 
-from radiolm.batch import ReportBatch
+from radiolm.batch import ReportBatch, require_images
 from radiolm.data.transforms import ImageTransformConfig
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.parts.language_model import LanguageModel
 from radiolm.parts.mappers import MapperFactory, QueryMapper
 from radiolm.parts.prompt import PromptTemplate
 from radiolm.parts.vision import VisionEncoder
+from radiolm.parts.visual_prefix import ViewPooling, visual_prefix
 
 __all__ = ["SOFT_PROMPT_TEMPLATE", "TwoStageFinetune"]
 
@@ -40,6 +41,7 @@ class TwoStageFinetune(ReportGenerationModule):
         language_model: GPT-2 S / L or OpenLLaMA-7B with ``trainable: lora`` (r = 8 on q and v, Appendix A).
         visual_mapper: Built as ``visual_mapper(D_img, D_txt)``; default :class:`QueryMapper` (10 queries, §3).
         prompt: Default ``[bos] C report [eos]`` (:data:`SOFT_PROMPT_TEMPLATE`).
+        view_pooling: ``first``: the first (frontal, §4) view of each study; ``mean`` averages the real views.
         **kwargs: :class:`ReportGenerationModule` arguments (decoding, optimizer, schedule, selection, ...).
     """
 
@@ -49,30 +51,24 @@ class TwoStageFinetune(ReportGenerationModule):
         language_model: LanguageModel,
         visual_mapper: MapperFactory = QueryMapper,
         prompt: PromptTemplate | None = None,
+        view_pooling: ViewPooling = "first",
         **kwargs: Any,
     ) -> None:
         super().__init__(language_model=language_model, prompt=prompt or PromptTemplate(SOFT_PROMPT_TEMPLATE), **kwargs)
         self.vision_encoder = vision_encoder
         self.visual_mapper = visual_mapper(vision_encoder.out_dim, language_model.hidden_size)
+        self.view_pooling = view_pooling
 
     @property
     def image_transform(self) -> ImageTransformConfig:
         return self.vision_encoder.image_transform
 
-    def visual_tokens(self, batch: ReportBatch) -> Tensor:
-        """The encoder's grid features of the first (frontal, §4) view of each study.
-
-        Returns:
-            ``I`` of shape ``[B, L, D_img]`` (ResNet-50 at 480 px: ``[B, 225, 2048]``).
-        """
-        if batch.images is None:
-            raise ValueError("TwoStageFinetune needs X-ray images; the batch has none (a CT data module?)")
-        return self.vision_encoder(batch.images[:, 0])
-
     def encode(self, batch: ReportBatch) -> Tensor:
-        """The soft visual prompt ``C`` (§3).
+        """The soft visual prompt ``C`` (§3) from the grid features ``I`` of the frontal view (§4; ResNet-50 at
+        480 px: ``[B, 225, 2048]``).
 
         Returns:
             ``[B, N, D_txt]`` (``N`` = 10 queries).
         """
-        return self.visual_mapper(self.visual_tokens(batch))
+        images, view_mask = require_images(batch, "TwoStageFinetune")
+        return visual_prefix(self.vision_encoder, self.visual_mapper, images, view_mask, self.view_pooling)

@@ -3,8 +3,9 @@
 "We train a classifier using only CXR images to identify the view (frontal or lateral) and append this information
 to the report ... The classifier is trained strictly on the training set images and serves as a preprocessing step."
 Here it is a small CNN on 64-pixel grayscale images, trained with a plain loop (no Lightning) on the training split;
-its prediction for every image of every split is cached to a JSON file that :class:`~radiolm.methods.bidirectional.
-Bidirectional` reads (``view_predictions``)::
+its prediction for every image of every split is cached to a JSON file (``{"views": {study id: [name, ...]}}``)
+that the DataModule reads into ``ReportBatch.views`` (its ``views_path``), where
+:class:`~radiolm.methods.bidirectional.Bidirectional` finds each image's view::
 
     radiolm data views --annotation data/iu_xray/annotation.json --out data/iu_xray/views.json
 
@@ -35,9 +36,9 @@ __all__ = [
     "ViewClassifier",
     "ensure_view_predictions",
     "load_view_images",
+    "main",
     "predict_views",
     "train_view_classifier",
-    "views_command",
 ]
 
 VIEWS = ("frontal", "lateral")
@@ -135,7 +136,7 @@ def predict_views(model: ViewClassifier, images: Tensor, batch_size: int = 128) 
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
-def views_command(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
     """``radiolm data views``: train on the training split, cache every split's predicted views to ``--out``."""
     parser = argparse.ArgumentParser(
         prog="radiolm data views",
@@ -184,6 +185,6 @@ def views_command(argv: list[str]) -> None:
 
 
 def ensure_view_predictions(annotation: str | Path, out: str | Path, image_root: str | Path | None = None) -> None:
-    """Run :func:`views_command` unless ``out`` already holds predictions for this exact annotation file."""
+    """Run :func:`main` unless ``out`` already holds predictions for this exact annotation file."""
     argv = ["--annotation", str(annotation), "--out", str(out)]
-    views_command(argv + (["--image-root", str(image_root)] if image_root else []))
+    main(argv + (["--image-root", str(image_root)] if image_root else []))

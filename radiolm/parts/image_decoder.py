@@ -18,8 +18,9 @@ from radiolm.errors import MissingAssetError, RadioLMError
 
 __all__ = ["ImageDecoderFactory", "MAEImageDecoder", "patchify", "unpatchify"]
 
-ImageDecoderFactory = Callable[[int, int, int, int], nn.Module]
-"""``factory(encoder_dim, image_size, patch_size, channels)``; the method supplies the encoder's numbers."""
+ImageDecoderFactory = Callable[[int, tuple[int, int], int, int], nn.Module]
+"""``factory(encoder_dim, patch_grid, patch_size, channels)``; the method supplies the encoder's numbers
+(:attr:`~radiolm.parts.vision.VisionEncoder.patch_grid` and ``patch_size``)."""
 
 
 class MAEImageDecoder(nn.Module):
@@ -27,8 +28,8 @@ class MAEImageDecoder(nn.Module):
 
     Args:
         encoder_dim: ``D_v``, width of the encoder tokens (given by the method).
-        image_size: Square input size of the encoder (given by the method).
-        patch_size: Encoder patch size (given by the method).
+        patch_grid: ``(h, w)`` patches of the encoder's tokens (given by the method); square, as MAE's.
+        patch_size: Encoder patch size in pixels (given by the method).
         channels: Image channels (given by the method).
         name: An MAE checkpoint (hub id or folder) whose decoder is used; ``None`` builds one from the
             ``decoder_*`` values below.
@@ -44,7 +45,7 @@ class MAEImageDecoder(nn.Module):
     def __init__(
         self,
         encoder_dim: int,
-        image_size: int,
+        patch_grid: tuple[int, int],
         patch_size: int,
         channels: int = 3,
         name: str | None = None,
@@ -59,12 +60,14 @@ class MAEImageDecoder(nn.Module):
         from transformers import ViTMAEConfig
         from transformers.models.vit_mae.modeling_vit_mae import ViTMAEDecoder, ViTMAEForPreTraining
 
-        if image_size % patch_size:
-            raise RadioLMError(f"MAEImageDecoder: image size {image_size} is not a multiple of patch {patch_size}")
-        self.image_size, self.patch_size, self.channels = image_size, patch_size, channels
+        h, w = patch_grid
+        if h != w:
+            raise RadioLMError(f"MAEImageDecoder: MAE's decoder folds a square patch grid, the encoder gives {h} x {w}")
+        self.patch_grid, self.patch_size, self.channels = (h, w), patch_size, channels
+        self.image_size = h * patch_size
         if name in ("None", "null", ""):  # jsonargparse hands a command-line `null` of a factory's field as text
             name = None
-        self.num_patches = (image_size // patch_size) ** 2
+        self.num_patches = h * w
         if name is not None:
             try:
                 config: Any = ViTMAEConfig.from_pretrained(name)
@@ -83,7 +86,7 @@ class MAEImageDecoder(nn.Module):
         else:
             config = ViTMAEConfig(
                 hidden_size=encoder_dim,
-                image_size=image_size,
+                image_size=self.image_size,
                 patch_size=patch_size,
                 num_channels=channels,
                 decoder_hidden_size=decoder_hidden_size,
@@ -105,7 +108,7 @@ class MAEImageDecoder(nn.Module):
         """Decode patch tokens to an image.
 
         Args:
-            tokens: ``Z_hat_v`` ``[N, L, D_v]``, ``L == (image_size / patch_size) ** 2``, patch order row-major.
+            tokens: ``Z_hat_v`` ``[N, L, D_v]``, ``L = h * w`` of the patch grid, patch order row-major.
 
         Returns:
             ``[N, C, H, W]`` in the space of the encoder's (normalised) input.
@@ -116,7 +119,7 @@ class MAEImageDecoder(nn.Module):
         hidden = torch.cat([self.cls.to(tokens.dtype).expand(n, -1, -1), tokens], dim=1)
         ids_restore = torch.arange(length, device=tokens.device).expand(n, -1)
         patches = self.decoder(hidden, ids_restore, interpolate_pos_encoding=self.interpolate).logits
-        return unpatchify(patches, self.patch_size, self.channels)
+        return unpatchify(patches, self.patch_size, self.channels, self.patch_grid)
 
 
 def patchify(images: Tensor, patch_size: int) -> Tensor:
@@ -126,11 +129,21 @@ def patchify(images: Tensor, patch_size: int) -> Tensor:
     return x.permute(0, 2, 4, 3, 5, 1).reshape(n, (h // patch_size) * (w // patch_size), patch_size**2 * c)
 
 
-def unpatchify(patches: Tensor, patch_size: int, channels: int) -> Tensor:
-    """The inverse of :func:`patchify` for a square grid: ``[N, L, p*p*C]`` -> ``[N, C, H, W]``."""
+def unpatchify(patches: Tensor, patch_size: int, channels: int, grid: tuple[int, int] | None = None) -> Tensor:
+    """The inverse of :func:`patchify`: ``[N, h*w, p*p*C]`` -> ``[N, C, h*p, w*p]``.
+
+    Args:
+        patches: ``[N, L, p*p*C]``, row-major.
+        patch_size: ``p``.
+        channels: ``C``.
+        grid: ``(h, w)``; default a square grid (``L`` must be a square number).
+    """
     n, length, _ = patches.shape
-    side = round(length**0.5)
-    if side * side != length:
-        raise RadioLMError(f"unpatchify: {length} patches do not form a square grid")
-    x = patches.reshape(n, side, side, patch_size, patch_size, channels)
-    return x.permute(0, 5, 1, 3, 2, 4).reshape(n, channels, side * patch_size, side * patch_size)
+    if grid is None:
+        side = round(length**0.5)
+        grid = (side, side)
+    h, w = grid
+    if h * w != length:
+        raise RadioLMError(f"unpatchify: {length} patches do not form a {h} x {w} grid")
+    x = patches.reshape(n, h, w, patch_size, patch_size, channels)
+    return x.permute(0, 5, 1, 3, 2, 4).reshape(n, channels, h * patch_size, w * patch_size)

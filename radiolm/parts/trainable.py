@@ -6,9 +6,18 @@ from typing import Literal
 
 from torch import nn
 
-__all__ = ["Trainable", "apply_trainable", "count_trainable"]
+__all__ = ["SCHEDULED_ATTR", "Trainable", "apply_trainable", "count_trainable", "is_scheduled"]
 
 Trainable = Literal["frozen", "lora", "full"]
+
+SCHEDULED_ATTR = "radiolm_scheduled"
+"""Set (True) on parameters whose gradients a callback switches off for a while (``EncoderUnfreeze``'s stage 1):
+they stay in the optimizer and in checkpoints while ``requires_grad`` is off."""
+
+
+def is_scheduled(param: nn.Parameter) -> bool:
+    """Whether a callback has tagged ``param`` with :data:`SCHEDULED_ATTR`."""
+    return bool(getattr(param, SCHEDULED_ATTR, False))
 
 
 def apply_trainable(

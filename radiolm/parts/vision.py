@@ -10,10 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from radiolm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransformConfig
-from radiolm.errors import MissingAssetError
+from radiolm.errors import MissingAssetError, RadioLMError
 from radiolm.parts.trainable import Trainable, apply_trainable
 
-__all__ = ["VisionEncoder", "default_lora_targets", "mean_over_views"]
+__all__ = ["VisionEncoder", "default_lora_targets"]
 
 # R2GenGPT delta tunes the query and value projections of the encoder (§3 "Delta Alignment"). HF Swin / ViT name
 # them `query`/`value` (transformers 4) or `q_proj`/`v_proj` (transformers 5); timm ViTs fuse q, k and v into one
@@ -97,6 +97,36 @@ class VisionEncoder(nn.Module):
             self.model.eval()
         return self
 
+    @property
+    def patch_grid(self) -> tuple[int, int]:
+        """``(h, w)``: rows and columns of the grid the visual tokens come from, at :attr:`image_size`.
+
+        A ViT has one token per patch, ``image_size / patch`` per side (ViT-MAE gives exactly those; other ViTs
+        give their CLS token first); Swin merges patches after every stage but the last; a CNN gives its last
+        feature map (flattened row-major by :meth:`forward`)."""
+        config = getattr(self.model, "config", None)
+        if self.backend == "hf":
+            patch = getattr(config, "patch_size", None)
+            if patch is None:
+                raise RadioLMError(
+                    f"patch_grid: {type(self.model).__name__} has no patch_size in its config; use a ViT or Swin"
+                )
+            stride = int(patch[0] if isinstance(patch, (list, tuple)) else patch)
+            stride *= 2 ** (len(getattr(config, "depths", None) or [0]) - 1)  # Swin: one 2x merge per later stage
+        else:
+            stride = int(self.model.feature_info[-1]["reduction"])
+        side = -(-self.image_size // stride)  # CNN padding rounds up
+        return side, side
+
+    @property
+    def patch_size(self) -> int | None:
+        """Side in pixels of the square one token stands for, for encoders that cut the image into patches (ViT,
+        MAE, Swin); ``None`` for a CNN, whose tokens have overlapping receptive fields."""
+        config = getattr(self.model, "config", None)
+        if getattr(config, "patch_size", None) is None and getattr(self.model, "patch_embed", None) is None:
+            return None
+        return self.image_size // self.patch_grid[0]
+
     def forward(self, images: Tensor) -> Tensor:
         """Encode images.
 
@@ -116,20 +146,6 @@ class VisionEncoder(nn.Module):
         if features.ndim == 4:  # CNN: [N, D, h, w] -> [N, h*w, D]
             features = features.flatten(2).transpose(1, 2)
         return features
-
-
-def mean_over_views(tokens: Tensor, view_mask: Tensor) -> Tensor:
-    """Average visual tokens over the real views of each study (R2GenGPT encodes each view and averages).
-
-    Args:
-        tokens: ``[B, V, L, D]``.
-        view_mask: ``[B, V]`` bool.
-
-    Returns:
-        ``[B, L, D]``.
-    """
-    weights = view_mask.to(tokens.dtype)[:, :, None, None]
-    return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
 def _build_timm(
