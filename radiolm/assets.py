@@ -12,6 +12,7 @@ The cache directory is ``$RADIOLM_CACHE`` or ``~/.cache/radiolm``.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import logging
 import os
@@ -22,7 +23,14 @@ from pathlib import Path
 
 from radiolm.errors import MissingAssetError
 
-__all__ = ["BUILTIN_LANGUAGE_MODELS", "cache_dir", "package_dir", "resolve_language_model", "resolve_text_encoder"]
+__all__ = [
+    "BUILTIN_LANGUAGE_MODELS",
+    "cache_dir",
+    "main",
+    "package_dir",
+    "resolve_language_model",
+    "resolve_text_encoder",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +107,12 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
         tmp.rename(target)
     except OSError:  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``radiolm assets prepare``: convert the built-in LLM once and print where each built-in model lives."""
+    parser = argparse.ArgumentParser(prog="radiolm assets", description="Prepare the built-in offline models.")
+    parser.add_argument("action", choices=["prepare"])
+    parser.parse_args(argv)
+    for alias in BUILTIN_LANGUAGE_MODELS:
+        print(f"{alias}: {resolve_language_model(alias)}")

@@ -1,27 +1,150 @@
-"""The command line: ``lightning`` / ``radiolm`` / ``python -m radiolm``.
+"""The command line: ``radiolm`` / ``lightning`` / ``python -m radiolm``, from one command table.
 
-``fit | validate | test | predict`` go to :class:`radiolm.lightning_cli.RadioLMCLI` (LightningCLI in subclass
-mode). ``data | baseline | evaluate | label | analyze | table | assets`` are the suite's own commands
-(:mod:`radiolm.commands`); they do not import Lightning, so they start in a fraction of the time.
+:data:`COMMANDS` maps each command name to the ``"module:function"`` that runs it, with a one-line description;
+a :class:`Group` nests commands (``radiolm data prepare iu-xray``). ``radiolm --help`` and every group's ``--help``
+are written from the table, and a target is imported only when its command runs, so one command's dependencies
+(Lightning, MONAI, matplotlib, ...) never slow down or break another. Every target is
+``main(argv: list[str] | None = None) -> None`` and gets the arguments after its name, except LightningCLI
+(``fit | validate | test | predict``), whose parser owns those subcommands and so gets them too.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from radiolm.errors import RadioLMError
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "LIGHTNING", "Command", "Group", "commands", "main", "resolve"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "RadioLMCLI":  # ``from radiolm.cli import RadioLMCLI`` keeps working, imported on use
-        from radiolm.lightning_cli import RadioLMCLI
+class Command(NamedTuple):
+    """A command: ``target`` is ``"module:function"``, ``help`` its one-line description."""
 
-        return RadioLMCLI
-    raise AttributeError(name)
+    target: str
+    help: str
+
+
+class Group(NamedTuple):
+    """Commands under one name (``radiolm data ...``); ``help`` is the group's one-line description."""
+
+    help: str
+    commands: dict[str, Command | Group]
+
+
+LIGHTNING = "radiolm.lightning_cli:main"
+"""LightningCLI (:class:`radiolm.lightning_cli.RadioLMCLI`): it parses its subcommand itself."""
+
+COMMANDS: dict[str, Command | Group] = {
+    "fit": Command(LIGHTNING, "train (-c experiments/<name>.yaml), then test the best checkpoint"),
+    "validate": Command(LIGHTNING, "validate a checkpoint (--ckpt_path)"),
+    "test": Command(LIGHTNING, "test a checkpoint (--ckpt_path)"),
+    "predict": Command(LIGHTNING, "predict with a checkpoint (--ckpt_path)"),
+    "data": Group(
+        "data sets: the phantom, the official downloads, loader speed, view labels",
+        {
+            "phantom": Command("radiolm.data.phantom.command:main", "write a phantom data set (X-ray or CT, en or zh)"),
+            "prepare": Group(
+                "build a data set from its official download",
+                {
+                    "iu-xray": Command("radiolm.data.builders.iu_xray:main", "IU-Xray (Open-i) in the R2Gen layout"),
+                    "mimic-cxr": Command(
+                        "radiolm.data.builders.mimic_cxr:main", "MIMIC-CXR (-JPG) in the R2Gen layout"
+                    ),
+                    "ctrg-chest": Command(
+                        "radiolm.data.builders.ctrg_chest:main", "CTRG-Chest-548K in the CTRG layout"
+                    ),
+                },
+            ),
+            "bench": Command("radiolm.data.builders.benchmark:main", "DataLoader throughput in studies/s"),
+            "views": Command(
+                "radiolm.methods.view_classifier:main", "train the frontal/lateral view classifier, cache its labels"
+            ),
+        },
+    ),
+    "analyze": Group(
+        "the papers' analyses of a trained run (PNG + JSON)",
+        {
+            "prompt-attention": Command(
+                "radiolm.analysis.prompt_attention:main", "attention on the visual prompt per layer (two-stage Fig. 2)"
+            ),
+            "prompt-similarity": Command(
+                "radiolm.analysis.prompt_similarity:main", "similarity of visual prompts by labels (two-stage Fig. B)"
+            ),
+            "token-confidence": Command(
+                "radiolm.analysis.token_confidence:main", "token confidence, true vs false findings (two-stage Fig. E)"
+            ),
+            "embedding-distance": Command(
+                "radiolm.analysis.embedding_distance:main", "visual to word embedding distance (bidirectional Fig. 4)"
+            ),
+            "per-disease-f1": Command(
+                "radiolm.analysis.per_disease_f1:main", "per-disease F1 across configurations (Dia-LLaMA Fig. 2)"
+            ),
+        },
+    ),
+    "table": Command("radiolm.tables:main", "run a paper's table grid and write it as markdown"),
+    "baseline": Command("radiolm.metrics.commands.baseline:main", "score the most common training report"),
+    "evaluate": Command("radiolm.metrics.commands.evaluate:main", "score a predictions JSONL"),
+    "label": Command(
+        "radiolm.metrics.commands.label:main", "CheXpert-14 labels of a report file; the labeler's agreement"
+    ),
+    "assets": Command("radiolm.assets:main", "prepare the built-in offline models"),
+}
+"""The command table: name -> :class:`Command` or :class:`Group`, in the order ``--help`` lists them."""
+
+
+def commands(table: dict[str, Command | Group] = COMMANDS, prefix: str = "radiolm") -> dict[str, Command]:
+    """Every command of ``table`` by its full name (``"radiolm data prepare iu-xray"``), groups flattened."""
+    found: dict[str, Command] = {}
+    for name, entry in table.items():
+        if isinstance(entry, Group):
+            found |= commands(entry.commands, f"{prefix} {name}")
+        else:
+            found[f"{prefix} {name}"] = entry
+    return found
+
+
+def resolve(target: str) -> Callable[[list[str] | None], None]:
+    """The function ``"module:function"`` names, imported now."""
+    module_name, function = target.split(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+DESCRIPTION = (
+    "LLM-based radiology report generation. Train and evaluate with LightningCLI:\n"
+    "`radiolm fit | validate | test | predict -c experiments/<name>.yaml` (or `lightning fit ...`)."
+)
+
+
+def _help(prog: str, description: str, table: dict[str, Command | Group]) -> str:
+    width = max(len(name) for name in table) + 2
+    listing = "\n".join(f"  {name:<{width}}{entry.help}" for name, entry in table.items())
+    return (
+        f"usage: {prog} <command> [options]\n\n{description}\n\ncommands:\n{listing}\n\n"
+        f"`{prog} <command> --help` gives a command's options."
+    )
+
+
+def _run(args: list[str], argv: list[str] | None) -> None:
+    """Run the command ``args`` names in the table, or print the help of the group it stops at."""
+    prog, description, table = "radiolm", DESCRIPTION, COMMANDS
+    while args and args[0] not in ("-h", "--help"):
+        name, args = args[0], args[1:]
+        if name.startswith("-") and table is COMMANDS:  # LightningCLI's own options before the subcommand (-c)
+            resolve(LIGHTNING)(argv)
+            return
+        entry = table.get(name)
+        if entry is None:
+            raise RadioLMError(f"`{prog} {name}`: unknown command; choose one of {list(table)}")
+        if isinstance(entry, Command):
+            # LightningCLI parses its subcommand itself; argv None: it reads sys.argv.
+            resolve(entry.target)(argv if entry.target == LIGHTNING else args)
+            return
+        prog, description, table = f"{prog} {name}", f"{prog} {name}: {entry.help}", entry.commands
+    print(_help(prog, description, table))
 
 
 def _is_user_error(error: Exception) -> bool:
@@ -32,20 +155,20 @@ def _is_user_error(error: Exception) -> bool:
     return lightning_errors is not None and isinstance(error, lightning_errors.MisconfigurationException)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``radiolm`` and ``lightning`` scripts."""
-    from radiolm.commands import COMMANDS
+def __getattr__(name: str) -> Any:
+    if name == "RadioLMCLI":  # ``from radiolm.cli import RadioLMCLI`` keeps working, imported on use
+        from radiolm.lightning_cli import RadioLMCLI
 
+        return RadioLMCLI
+    raise AttributeError(name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``radiolm`` and ``lightning`` scripts and of ``python -m radiolm``."""
     # Frozen parts stay in eval mode on purpose (no dropout, fixed BatchNorm statistics).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args and args[0] in COMMANDS:
-            COMMANDS[args[0]](args[1:])
-        else:
-            from radiolm.lightning_cli import RadioLMCLI  # Lightning only for the Lightning subcommands
-
-            RadioLMCLI(args=argv)  # None: LightningCLI reads sys.argv itself
+        _run(list(sys.argv[1:] if argv is None else argv), argv)
     except Exception as e:
         if not _is_user_error(e):
             raise

@@ -1,8 +1,8 @@
 """RadioLMCLI: LightningCLI in subclass mode with the suite's links, run names and one-line errors.
 
 The model is any :class:`ReportGenerationModule`, the data any :class:`ReportDataModule`, both chosen by
-``class_path`` in YAML. The entry point is :func:`radiolm.cli.main`, which imports this module only for
-``fit | validate | test | predict``.
+``class_path`` in YAML. :func:`main` is the command-table target (:data:`radiolm.cli.COMMANDS`) of
+``fit | validate | test | predict``; :func:`radiolm.cli.main` imports this module only for those.
 """
 
 from __future__ import annotations
@@ -21,17 +21,7 @@ from radiolm.errors import MissingAssetError, RadioLMError
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.precision import explain_precision, resolve_precision
 
-__all__ = ["RadioLMArgumentParser", "RadioLMCLI"]
-
-
-DESCRIPTION = (
-    "radiolm: LLM-based radiology report generation. Train and evaluate with `fit | validate | test | predict -c "
-    "experiments/<name>.yaml`. The suite's own commands: `radiolm data phantom|prepare|bench|views ...` (data sets), "
-    "`radiolm baseline ...` (most-common-report baseline), `radiolm evaluate ...` (score a predictions file), "
-    "`radiolm label ...` (CheXpert-14 labels of a report file), `radiolm analyze <name> ...` (the papers' analyses), "
-    "`radiolm table SPEC.yaml` (a paper's table grid), `radiolm assets prepare` (built-in offline models); "
-    "each has --help."
-)
+__all__ = ["RadioLMArgumentParser", "RadioLMCLI", "main"]
 
 
 def _image_transform_of(model: ReportGenerationModule) -> Any:
@@ -117,7 +107,10 @@ class RadioLMCLI(LightningCLI):
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
             parser_class=RadioLMArgumentParser,
-            parser_kwargs={"description": DESCRIPTION},
+            parser_kwargs={
+                "prog": "radiolm",  # not `__main__.py` under `python -m radiolm`
+                "description": "Train and evaluate with experiments/<name>.yaml (`radiolm --help`: every command).",
+            },
             args=args,
             run=run,
         )
@@ -188,3 +181,13 @@ class RadioLMCLI(LightningCLI):
         callback = self.trainer.checkpoint_callback
         best = getattr(callback, "best_model_path", "") if callback else ""
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train and evaluate with LightningCLI: ``fit | validate | test | predict -c experiments/<name>.yaml``.
+
+    Args:
+        argv: The command line after the program name, subcommand first (``["fit", "-c", ...]``); ``None``:
+            LightningCLI reads ``sys.argv``.
+    """
+    RadioLMCLI(args=argv)

@@ -37,7 +37,7 @@ import yaml
 
 from radiolm.errors import RadioLMError
 
-__all__ = ["Column", "Row", "TableSpec", "collect_row", "load_spec", "render_table", "row_command", "table_command"]
+__all__ = ["Column", "Row", "TableSpec", "collect_row", "load_spec", "main", "render_table", "row_command"]
 
 BEST_EPOCH = "best_epoch"
 """A derived column: the epoch (1-based) whose validation ``selection`` was highest, i.e. epochs to converge."""
@@ -176,7 +176,8 @@ def render_table(table: TableSpec, results: dict[str, dict[str, float] | None]) 
     return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 
 
-def table_command(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
+    """``radiolm table SPEC.yaml [--dry-run] [--collect] [--rerun] [--rows a,b] [--runs runs/]``."""
     parser = argparse.ArgumentParser(
         prog="radiolm table",
         description="Run a table's grid (one `radiolm fit` per row; fit ends with test) and write it as markdown.",

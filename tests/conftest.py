@@ -6,13 +6,15 @@ import os
 import shutil
 from pathlib import Path
 
+# Before any import: huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported (Lightning imports it).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test never waits on the hub
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
 import lightning.pytorch  # noqa: F401  Lightning binds its log handler to stderr at import: before any capture
 import pytest
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test never waits on the hub
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("WANDB_SILENT", "true")
 torch.set_num_threads(2)
 
 REPO = Path(__file__).resolve().parents[1]

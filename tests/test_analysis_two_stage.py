@@ -154,7 +154,6 @@ def test_attention_and_confidence_on_model(model: TwoStageFinetune) -> None:
 def test_analyze_commands_on_a_run(workdir: Path, tiny_llm: Path) -> None:
     """``radiolm analyze prompt-attention | prompt-similarity | token-confidence`` on a 1-epoch tiny phantom run."""
     from radiolm.cli import main as cli
-    from radiolm.commands import analyze_command
 
     from .conftest import REPO
 
@@ -181,7 +180,7 @@ def test_analyze_commands_on_a_run(workdir: Path, tiny_llm: Path) -> None:
     )
     (run,) = sorted((workdir / "runs" / "two_stage_phantom").glob("version_*"))
     for name in ("prompt-attention", "prompt-similarity", "token-confidence"):
-        analyze_command([name, "--run", str(run), "--ckpt", "last", "--limit", "4"])
+        cli(["analyze", name, "--run", str(run), "--ckpt", "last", "--limit", "4"])
         assert (run / f"{name}.png").stat().st_size > 0
         summary = json.loads((run / f"{name}.json").read_text())
         assert summary["n_studies"] == 4

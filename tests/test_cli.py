@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import re
+import typing
 from pathlib import Path
 
 import pytest
 
-from radiolm.cli import main
+from radiolm.cli import COMMANDS, LIGHTNING, Command, Group, commands, main
 
 from .conftest import REPO
 
@@ -17,7 +21,12 @@ def run_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         main(args)
     assert exit_info.value.code == 2
     # Lightning's own INFO log lines (e.g. "Seed set to 42") may precede the error.
-    lines = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("INFO:")]
+    # and so may the one line that says which precision the machine trains in.
+    lines = [
+        line
+        for line in capsys.readouterr().err.strip().splitlines()
+        if not line.startswith("INFO:") and "training in" not in line
+    ]
     assert len(lines) == 1, lines  # one line, no traceback, no usage dump
     return lines[0]
 
@@ -27,9 +36,81 @@ def test_suite_commands_do_not_import_lightning() -> None:
     import subprocess
     import sys
 
-    code = "import sys; from radiolm.cli import main; main(['data', '--help']); print('lightning' in sys.modules)"
+    helps = [[], ["data"], ["data", "phantom"], ["analyze"], ["evaluate"], ["label"], ["baseline"], ["table"]]
+    code = f"""
+import contextlib, io, sys
+from radiolm.cli import main
+for argv in {[[*argv, "--help"] for argv in helps]!r}:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        main(argv)
+print("lightning" in sys.modules)
+"""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
+
+
+def test_python_dash_m_radiolm() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "radiolm", "--help"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("usage: radiolm <command>")
+
+
+# -- the command table -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(commands()))
+def test_every_command_is_main_of_argv(name: str) -> None:
+    """Each entry of the table names a ``main(argv: list[str] | None = None) -> None`` that exists."""
+    target = commands()[name].target
+    module_name, function = target.split(":")
+    assert function == "main", target
+    entry = getattr(importlib.import_module(module_name), function)
+    assert callable(entry) and entry.__name__ == "main"
+    parameters = inspect.signature(entry).parameters
+    assert list(parameters) == ["argv"] and parameters["argv"].default is None, target
+    assert typing.get_type_hints(entry) == {"argv": list[str] | None, "return": type(None)}, target
+
+
+def _groups(table: dict[str, Command | Group], path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict]]:
+    found = [(path, table)]
+    for name, entry in table.items():
+        if isinstance(entry, Group):
+            found += _groups(entry.commands, (*path, name))
+    return found
+
+
+@pytest.mark.parametrize("path, table", _groups(COMMANDS), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_help_lists_every_command(
+    path: tuple[str, ...], table: dict[str, Command | Group], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`radiolm --help` and each group's `--help` are written from the table: every name with its description."""
+    main([*path, "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: {' '.join(['radiolm', *path])} <command>")
+    for name, entry in table.items():
+        assert re.search(rf"^  {re.escape(name)} +{re.escape(entry.help)}$", out, re.MULTILINE), (name, out)
+    if not path:
+        assert set(COMMANDS) >= {"fit", "validate", "test", "predict", "data", "analyze", "evaluate", "label"}
+
+
+def test_lightning_subcommands_reach_lightning_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("fit", "validate", "test", "predict"):
+        assert commands()[f"radiolm {name}"].target == LIGHTNING
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: radiolm [options] {name}" in capsys.readouterr().out
+
+
+def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "`radiolm nope`: unknown command; choose one of ['fit'," in run_error(["nope"], capsys)
+    err = run_error(["data", "prepare", "nope"], capsys)
+    assert err == (
+        "radiolm: error: `radiolm data prepare nope`: unknown command; choose one of "
+        "['iu-xray', 'mimic-cxr', 'ctrg-chest']"
+    )
 
 
 def test_missing_model_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,7 +51,7 @@ def test_main_writes_png_and_json(tmp_path: Path) -> None:
     _write_run(tmp_path / "full", ["Moderate cardiomegaly.", "Small left pleural effusion.", "The lungs are clear."])
     _write_run(tmp_path / "base", ["The lungs are clear.", "Moderate cardiomegaly.", "The lungs are clear."])
     out = tmp_path / "fig"
-    result = main(
+    main(
         [
             "--run",
             f"full={tmp_path / 'full'}",
@@ -63,10 +63,11 @@ def test_main_writes_png_and_json(tmp_path: Path) -> None:
             str(out),
         ]
     )
+    result = json.loads((out / "per-disease-f1.json").read_text())
     assert result["diseases"] == ["Pleural Effusion", "Cardiomegaly"]
     assert result["f1"]["full"] == {"Pleural Effusion": 1.0, "Cardiomegaly": 1.0, "Average": 1.0}
     assert result["f1"]["base"] == {"Pleural Effusion": 0.0, "Cardiomegaly": 0.0, "Average": 0.0}
     assert (out / "per-disease-f1.png").stat().st_size > 0
-    assert json.loads((out / "per-disease-f1.json").read_text())["abnormal_ratio_train"]["Cardiomegaly"] == 0.3
+    assert result["abnormal_ratio_train"]["Cardiomegaly"] == 0.3
     with pytest.raises(RadioLMError, match="predictions-test"):
         main(["--run", str(tmp_path / "fig"), "--train-labels", str(train)])

@@ -233,3 +233,25 @@ def test_label_command_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[s
         with pytest.raises(SystemExit):
             main(["label", "--reports", str(tmp_path / name), "--out", str(tmp_path / "labels.csv")])
         assert message in capsys.readouterr().err
+
+
+def test_label_command_measures_the_rules_labeler(capsys: pytest.CaptureFixture[str]) -> None:
+    """`radiolm label --text | --validate | --phantom`: the labeler's own measurements (docs/labeler.md)."""
+    main(["label", "--text", "Moderate cardiomegaly. No pneumothorax."])
+    out = capsys.readouterr().out
+    assert "('Cardiomegaly', 'cardiomegaly', 'positive', 1)" in out and "'CM': 1" in out and "'PTX': 0" in out
+    main(["label", "--validate", str(Path(__file__).parent / "data" / "chexpert_sentences.tsv")])
+    assert "| exact match, all 13 | 0.988 (n=248) | 0.986 (n=70) | 0.945 (n=55) | 0.981 (n=373) |" in (
+        capsys.readouterr().out
+    )
+    main(["label", "--phantom", "4", "--propagate-opacity"])
+    out = capsys.readouterr().out
+    assert out.startswith("phantom n=4 exact match") and "| Cardiomegaly | 1.000 |" in out
+    for args, message in [
+        (["--reports", "reports.jsonl"], "--reports needs --out"),
+        (["--text", "No effusion.", "--labeler", "chexbert"], "are for --labeler rules"),
+        (["--text", "a", "--phantom", "4"], "not allowed with argument"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["label", *args])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

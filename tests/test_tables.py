@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from radiolm.errors import RadioLMError
-from radiolm.tables import BEST_EPOCH, collect_row, load_spec, render_table, row_command, table_command
+from radiolm.tables import BEST_EPOCH, collect_row, load_spec, main, render_table, row_command
 
 from .conftest import REPO
 
@@ -39,7 +39,7 @@ def test_spec_and_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert [c.key for c in table.columns] == ["bleu4", "radcliq", "best_epoch"]
     command = ["python", "-m", "radiolm", "fit", "-c", "experiments/demo.yaml", "--run_name", "grid/a"]
     assert row_command(spec, table.rows[0], python="python") == [*command, "--trainer.max_epochs=1"]
-    table_command([str(spec), "--dry-run"])
+    main([str(spec), "--dry-run"])
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "python -m radiolm fit -c experiments/demo.yaml --run_name grid/a --trainer.max_epochs=1",
@@ -100,12 +100,12 @@ def test_a_real_row_runs_fit_and_test(workdir: Path, tiny_llm: Path, capsys: pyt
             }
         ),
     )
-    table_command([str(spec)])
+    main([str(spec)])
     out = capsys.readouterr().out
     metrics = json.loads((workdir / "runs" / "tiny" / "table.json").read_text())["demo"]
     assert metrics is not None and 0.0 <= metrics["bleu4"] <= 1.0
     assert f"| demo | {metrics['bleu4']:.3f} | {metrics['ce_f1_micro_14']:.3f} |" in out
     assert (workdir / "runs" / "tiny" / "table.md").read_text().startswith("### tiny")
     # A second call does not train again: the row has test metrics.
-    table_command([str(spec)])
+    main([str(spec)])
     assert "has test metrics, not run again" in capsys.readouterr().out

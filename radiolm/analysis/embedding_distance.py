@@ -84,7 +84,7 @@ def run_distances(run_dir: Path, ckpt: str, split: str, limit: int | None) -> tu
     return torch.cat(out), info
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog=f"radiolm analyze {NAME}",
         description="Histogram of the minimum Euclidean distance of each visual embedding to the LLM's token "

@@ -133,7 +133,7 @@ def _parse_run(value: str) -> tuple[str, Path]:
     return (name or path.name), path
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="radiolm analyze per-disease-f1", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", required=True, metavar="[NAME=]DIR", help="a configuration")
     parser.add_argument("--split", default="test", choices=["val", "test"])
@@ -192,4 +192,3 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         share = f"{float(ratio[chosen[k]]):.3f}" if k < len(chosen) else ""
         print(f"| {g} | {share} | " + " | ".join(f"{series[s][k]:.3f}" for s in series) + " |")
     print(f"wrote {out / 'per-disease-f1.png'}, {out / 'per-disease-f1.json'}")
-    return result

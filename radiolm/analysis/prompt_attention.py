@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,7 +148,7 @@ def _eager(model: ReportGenerationModule) -> None:
         base.config._attn_implementation = "eager"
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     from radiolm.analysis.run import add_run_arguments, batches, load_run, output_dir
 
     parser = argparse.ArgumentParser(prog=f"radiolm analyze {NAME}", description=__doc__.split("\n\n")[0])

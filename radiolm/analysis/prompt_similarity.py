@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -118,7 +117,7 @@ def plot(similarity: Tensor, stats: dict[str, Any], title: str, path: Any) -> No
     plt.close(fig)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     from radiolm.analysis.run import add_run_arguments, batches, load_run, output_dir
 
     parser = argparse.ArgumentParser(prog=f"radiolm analyze {NAME}", description=__doc__.split("\n\n")[0])

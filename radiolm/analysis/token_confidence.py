@@ -118,7 +118,7 @@ def plot(groups: dict[str, dict[str, list[float]]], title: str, path: Any) -> No
     plt.close(fig)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     from radiolm.analysis.run import add_run_arguments, batches, load_run, output_dir
     from radiolm.metrics.chexpert_labeler import label_reports
     from radiolm.metrics.clinical import binarize

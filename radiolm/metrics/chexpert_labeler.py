@@ -20,7 +20,6 @@ live as text files in ``chexpert_phrases/``; ``docs/labeler.md`` gives the rules
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -469,33 +468,3 @@ def validation_markdown(results: dict[str, dict]) -> str:
     exact = [f"{results[name]['exact_match']:.3f} (n={results[name]['n']})" for name in sets]
     lines.append("| exact match, all 13 | " + " | ".join(exact) + " |")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m radiolm.metrics.chexpert_labeler --validate FILE | --phantom N | --text REPORT``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--validate", metavar="TSV", help="hand-labelled sentence file to measure agreement on")
-    parser.add_argument("--errors", action="store_true", help="with --validate: list the disagreements")
-    parser.add_argument("--phantom", type=int, metavar="N", help="measure agreement on N phantom studies")
-    parser.add_argument("--propagate-opacity", action="store_true", help="Lung Opacity from its positive children")
-    parser.add_argument("--text", help="label one report and show its mentions")
-    args = parser.parse_args(argv)
-    labeler = RuleLabeler(propagate_opacity=args.propagate_opacity)
-    if args.validate:
-        results = validate(args.validate, labeler)
-        print(validation_markdown(results))
-        for sentence, wrong in results["all"]["errors"] if args.errors else []:
-            print(f"- {sentence} " + ", ".join(f"{SHORT_NAMES[o]} gold {g} got {p}" for o, (g, p) in wrong.items()))
-    if args.phantom:
-        agreement = phantom_agreement(args.phantom, labeler=labeler)
-        print(f"phantom n={agreement['n']} exact match {agreement['exact_match']:.3f}")
-        for name, value in agreement["accuracy"].items():
-            print(f"| {name} | {value:.3f} |")
-    if args.text:
-        for row in labeler.explain(args.text):
-            print(row)
-        print(dict(zip(SHORT_NAMES.values(), labeler.label(args.text), strict=True)))
-
-
-if __name__ == "__main__":
-    main()
