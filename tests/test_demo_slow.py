@@ -1,4 +1,5 @@
-"""The demo end to end, as README runs it (slow tier: `make test-slow`, about 5 minutes on 2 cores), and its step time."""
+"""The demo end to end, as README runs it (slow tier: `make test-slow`, about 4 minutes on 2 cores), and its step
+time against README's figure for this kind of CPU."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def test_demo_trains_and_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     with (run / "metrics.csv").open() as f:
         losses = [float(row["train/loss"]) for row in csv.DictReader(f) if row.get("train/loss")]
     assert len(losses) >= 10
-    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    first, last = sum(losses[:3]) / 3, sum(losses[-10:]) / 10  # length-bucketed batches: single steps are noisy
     assert last < 0.7 * first, f"loss did not fall: {first:.3f} -> {last:.3f}"
     predictions = [json.loads(line) for line in next(run.glob("predictions-test-*.jsonl")).read_text().splitlines()]
     assert len(predictions) == 120 and all(p["prediction"] for p in predictions)
@@ -31,8 +32,9 @@ def test_demo_trains_and_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert metrics["n"] == 120 and metrics["bleu1"] > 0.1
 
 
-# README ("The demo"): seconds per training step of the demo on a quiet 2-core machine, per kind of CPU.
-README_SECONDS_PER_STEP = {"native bf16": SECONDS_PER_STEP_BF16, "no native bf16": SECONDS_PER_STEP_FP32}
+# README ("The demo"): median seconds per training step over the demo's first steps on a quiet 2-core machine, per
+# kind of CPU (measured with this test's own loop; the CPU without native bf16 was emulated with ISA caps, README).
+README_SECONDS_PER_STEP = {"native bf16": 0.8, "no native bf16": 1.0}
 TOLERANCE = 2.5  # a loaded machine or a slower CPU may be this much slower; a precision mistake is ~40x
 
 
