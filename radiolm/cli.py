@@ -61,7 +61,7 @@ COMMANDS: dict[str, Command | Group] = {
             ),
             "bench": Command("radiolm.data.builders.benchmark:main", "DataLoader throughput in studies/s"),
             "views": Command(
-                "radiolm.methods.view_classifier:main", "train the frontal/lateral view classifier, cache its labels"
+                "radiolm.data.builders.views:main", "train the frontal/lateral view classifier, cache its labels"
             ),
         },
     ),
@@ -87,6 +87,14 @@ COMMANDS: dict[str, Command | Group] = {
     ),
     "table": Command("radiolm.tables:main", "run a paper's table grid and write it as markdown"),
     "baseline": Command("radiolm.metrics.commands.baseline:main", "score the most common training report"),
+    "bench": Group(
+        "GPU benchmarks with the papers' shapes (step time, peak memory)",
+        {
+            "dia-llama-step": Command(
+                "radiolm.benchmarks.dia_llama_step:main", "Dia-LLaMA: 7B LLaMA-2 + 3D ViT training steps under ZeRO-2"
+            ),
+        },
+    ),
     "evaluate": Command("radiolm.metrics.commands.evaluate:main", "score a predictions JSONL"),
     "label": Command(
         "radiolm.metrics.commands.label:main", "CheXpert-14 labels of a report file; the labeler's agreement"

@@ -47,10 +47,10 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to ``sys.stderr`` as it is when each record is emitted (so redirections and captures see it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -156,8 +156,9 @@ class RadioLMCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The trainer, with :class:`ProgressLog` added unless the config already has one."""
         trainer = super().instantiate_trainer(**kwargs)
-        if not any(isinstance(c, ProgressLog) for c in trainer.callbacks):
-            trainer.callbacks.append(ProgressLog())
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning's callback connector
+        if not any(isinstance(c, ProgressLog) for c in callbacks):
+            callbacks.append(ProgressLog())
         return trainer
 
     def instantiate_classes(self) -> None:

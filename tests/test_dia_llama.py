@@ -350,7 +350,8 @@ def test_gpu_benchmark_code_path_on_cpu(tmp_path: Path) -> None:
 
     out = tmp_path / "bench.json"
     args = ["--tiny", "--accelerator", "cpu", "--strategy", "auto", "--precision", "32-true"]
-    result = bench([*args, "--steps", "3", "--warmup", "1", "--report-tokens", "16", "--out", str(out)])
+    bench([*args, "--steps", "3", "--warmup", "1", "--report-tokens", "16", "--out", str(out)])
+    result = json.loads(out.read_text())
     assert result["steps_timed"] == 2 and result["step_s_mean"] > 0
     assert result["lm_trainable_params"] == 2 * 2 * (64 * 8 + 8 * 64)  # 2 layers x q, v x LoRA A + B
-    assert json.loads(out.read_text())["report_tokens"] == 16
+    assert result["report_tokens"] == 16

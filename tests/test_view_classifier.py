@@ -1,4 +1,4 @@
-"""The bidirectional method's frontal / lateral view classifier (radiolm/methods/view_classifier.py, paper §3)."""
+"""The bidirectional method's frontal / lateral view classifier (radiolm/data/builders/views.py, paper §3)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from radiolm.data.builders.views import ViewClassifier, _labels_of, main
 from radiolm.errors import DataError
-from radiolm.methods.view_classifier import ViewClassifier, _labels_of, main
 
 
 def test_classifier_shape() -> None:

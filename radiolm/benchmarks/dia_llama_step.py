@@ -1,7 +1,7 @@
 """Step time and peak memory of Dia-LLaMA at its real shapes, with random weights, under DeepSpeed ZeRO-2.
 
-    python -m radiolm.benchmarks.dia_llama_step --steps 6 --warmup 2          # one GPU, ZeRO-2, bf16
-    python -m radiolm.benchmarks.dia_llama_step --tiny --accelerator cpu      # the same code path on a CPU
+    radiolm bench dia-llama-step --steps 6 --warmup 2          # one GPU, ZeRO-2, bf16
+    radiolm bench dia-llama-step --tiny --accelerator cpu      # the same code path on a CPU
 
 LLaMA-2-7B is built from its config (hidden 4096, 32 layers, vocabulary 32000; no download), with LoRA r=8 on
 q_proj / v_proj and gradient checkpointing; RadFM's ViT3D at 256 x 256 x 64 (1024 tokens of 768, 12 layers);
@@ -149,8 +149,9 @@ def build_model(llm_folder: Path, tiny: bool) -> DiaLLaMA:
     )
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m radiolm.benchmarks.dia_llama_step", description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    """``radiolm bench dia-llama-step``: print the figures (and write them with ``--out``)."""
+    parser = argparse.ArgumentParser(prog="radiolm bench dia-llama-step", description=__doc__)
     parser.add_argument("--steps", type=int, default=6, help="training steps (optimizer steps)")
     parser.add_argument("--warmup", type=int, default=2, help="first steps not timed")
     parser.add_argument("--batch-size", type=int, default=1, help="studies per step and device")
@@ -164,6 +165,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.steps <= args.warmup:
         parser.error("--steps must exceed --warmup")
+    result, rank = benchmark(args)
+    if rank == 0:
+        print(json.dumps(result, indent=2))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """Time ``args.steps`` training steps (the first ``args.warmup`` untimed); the figures and this rank."""
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_llm_folder(Path(tmp), TINY_LLM if args.tiny else LLAMA2_7B, 1024 if args.tiny else 32000)
@@ -212,13 +223,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
         result["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
         result["gpu"] = torch.cuda.get_device_name()
-    if trainer.global_rank == 0:
-        print(json.dumps(result, indent=2))
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(result, indent=2) + "\n")
-    return result
-
-
-if __name__ == "__main__":
-    main()
+    return result, trainer.global_rank

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from radiolm.methods.optim import LRSchedule
     from radiolm.methods.r2gengpt import R2GenGPT
     from radiolm.methods.two_stage import TwoStageFinetune
-    from radiolm.methods.view_classifier import ViewClassifier
 
 # public name -> the module that defines it
 _MODULES = {
@@ -25,7 +24,6 @@ _MODULES = {
     "R2GenGPT": "r2gengpt",
     "ReportGenerationModule": "base",
     "TwoStageFinetune": "two_stage",
-    "ViewClassifier": "view_classifier",
 }
 
 __all__ = [
@@ -35,7 +33,6 @@ __all__ = [
     "R2GenGPT",
     "ReportGenerationModule",
     "TwoStageFinetune",
-    "ViewClassifier",
 ]
 
 

@@ -30,7 +30,7 @@ Ablations are values: no ``text_encoder`` = no T2V, no ``image_decoder`` = no re
 Studies with several views (IU-Xray): V2T averages the encoder tokens over the views before the mapper (as
 R2GenGPT, so that inference equals R2GenGPT's); T2V and reconstruction work per image, each with its own view name
 from ``ReportBatch.views``, which is what the paper's per-image view sentence asks for. The DataModule fills those
-names; the view classifier of §3 (:mod:`radiolm.methods.view_classifier`, ``radiolm data views``) is a
+names; the view classifier of §3 (:mod:`radiolm.data.builders.views`, ``radiolm data views``) is a
 preprocessing step whose predictions it reads. With one view per study (MIMIC-CXR) the two coincide.
 """
 

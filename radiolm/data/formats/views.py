@@ -1,7 +1,7 @@
 """View labels: a JSON file that names the view of every image of every study.
 
 ``radiolm data views --annotation A --out views.json`` (the bidirectional method's view classifier,
-:mod:`radiolm.methods.view_classifier`) writes ``{"settings": ..., "accuracy": ..., "n_images": ..., "views":
+:mod:`radiolm.data.builders.views`) writes ``{"settings": ..., "accuracy": ..., "n_images": ..., "views":
 {study_id: ["frontal", "lateral", ...]}}``: one name per image, in the order of the entry's ``image_path``. A plain
 ``{study_id: [view names]}`` object reads the same. The X-ray DataModules read it with ``views_path`` and put the
 names into ``ReportBatch.views``.
