@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from radiolm.callbacks.progress_log import ProgressLog
+from radiolm.config_include import register as register_include_loader
 from radiolm.data.datamodules.base import ReportDataModule
 from radiolm.errors import MissingAssetError, RadioLMError
 from radiolm.methods.base import ReportGenerationModule
@@ -95,6 +96,7 @@ class RadioLMCLI(LightningCLI):
     * Every run gets :class:`~radiolm.callbacks.ProgressLog` (plain progress lines); without a terminal on stderr
       the progress bar is off unless ``trainer.enable_progress_bar`` is set.
     * A missing model or file ends with one line that names the option taking a local path.
+    * Config files may ``include:`` a fragment and change some of its keys (:mod:`radiolm.config_include`).
     """
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
@@ -109,6 +111,7 @@ class RadioLMCLI(LightningCLI):
             parser_class=RadioLMArgumentParser,
             parser_kwargs={
                 "prog": "radiolm",  # not `__main__.py` under `python -m radiolm`
+                "parser_mode": register_include_loader(),  # YAML with `include:` (radiolm/config_include.py)
                 "description": "Train and evaluate with experiments/<name>.yaml (`radiolm --help`: every command).",
             },
             args=args,

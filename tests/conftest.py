@@ -1,7 +1,10 @@
-"""Shared fixtures: tiny real modules built here (no downloads) and small phantom data sets."""
+"""Shared fixtures: tiny real modules built here (no downloads), small phantom data sets, and ``tiny_workdir``: a
+working directory where the overlays ``tests/conf/<experiment>.yaml`` find the tiny models and the data by plain
+relative paths (``models/tiny-llm``, ``data/iu_xray``, ...)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +21,8 @@ import torch
 torch.set_num_threads(2)
 
 REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "tests" / "conf"
+"""The tiny-model overlay of each experiment: ``radiolm fit -c experiments/X.yaml -c tests/conf/X.yaml``."""
 
 CORPUS = [
     "The heart size is normal. The lungs are clear. No pleural effusion or pneumothorax.",
@@ -102,3 +107,96 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phantom_root: Path)
         shutil.copytree(phantom_root, tmp_path / "data" / name)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BLIP config folder (tiny text transformer) with the MiniLM tokenizer: ``backend: blip`` from config."""
+    from transformers import AutoTokenizer, BlipConfig
+
+    from radiolm.assets import resolve_text_encoder
+
+    out = tmp_path_factory.mktemp("tiny-blip")
+    AutoTokenizer.from_pretrained(resolve_text_encoder("minilm-l6")).save_pretrained(out)
+    text = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "intermediate_size": 64, "encoder_hidden_size": 32}  # fmt: skip
+    BlipConfig(text_config=text).save_pretrained(out)
+    return out
+
+
+TINY_MAE = {
+    "patch_size": 8,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+"""A ViT-MAE small enough for a test: 32 px, 8 px patches (16 tokens of 32)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_mae(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config.json of a tiny ViT-MAE (encoder + decoder), standing in for facebook/vit-mae-large."""
+    from transformers import ViTMAEConfig
+
+    out = tmp_path_factory.mktemp("tiny-mae")
+    ViTMAEConfig(image_size=32, decoder_hidden_size=16, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+                 decoder_intermediate_size=32, **TINY_MAE).save_pretrained(out)  # fmt: skip
+    return out
+
+
+def make_tiny_gpt2(out: Path, tiny_llm: Path) -> Path:
+    """A 2-block GPT-2 (fused c_attn, as the real one) with the tiny Llama's tokenizer."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(tiny_llm)
+    config = GPT2Config(
+        vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=512,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    config.save_pretrained(out)
+    for f in tiny_llm.glob("tokenizer*"):
+        shutil.copy(f, out / f.name)
+    GPT2LMHeadModel(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory, tiny_llm: Path) -> Path:
+    return make_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), tiny_llm)
+
+
+def write_views(folder: Path) -> Path:
+    """``views.json`` as ``radiolm data views`` writes it, from the annotation's own view names."""
+    annotation = json.loads((folder / "annotation.json").read_text())
+    views = {
+        e["id"]: e.get("views") or ["frontal", "lateral"][: len(e["image_path"])]
+        for s in annotation.values()
+        for e in s
+    }
+    (folder / "views.json").write_text(json.dumps(views))
+    return folder / "views.json"
+
+
+@pytest.fixture()
+def tiny_workdir(
+    workdir: Path, tiny_llm: Path, tiny_swin: Path, tiny_blip: Path, tiny_mae: Path, tiny_gpt2: Path
+) -> Path:
+    """``workdir`` (the cwd) with ``models/tiny-{llm,swin,blip,mae,gpt2}`` linked to the fixtures' models, and the
+    phantom studies also in ``data/mimic_cxr_curated``, with ``views.json`` in each real-data folder: everything
+    ``tests/conf/*.yaml`` names by relative path."""
+    models = workdir / "models"
+    models.mkdir()
+    for name, path in {
+        "llm": tiny_llm,
+        "swin": tiny_swin,
+        "blip": tiny_blip,
+        "mae": tiny_mae,
+        "gpt2": tiny_gpt2,
+    }.items():
+        (models / f"tiny-{name}").symlink_to(path, target_is_directory=True)
+    shutil.copytree(workdir / "data" / "mimic_cxr", workdir / "data" / "mimic_cxr_curated")
+    for name in ("iu_xray", "mimic_cxr", "mimic_cxr_curated"):
+        write_views(workdir / "data" / name)
+    return workdir

@@ -1,9 +1,8 @@
 """Bidirectional V2T + T2V + Rec (radiolm/methods/bidirectional.py): shapes, what trains, the losses on hand-made
-examples, the T2V read-out, inference = R2GenGPT, and every bidirectional experiment YAML through the CLI."""
+examples, the T2V read-out, inference = R2GenGPT. The experiment YAMLs run in tests/test_experiments.py."""
 
 from __future__ import annotations
 
-import json
 import math
 from functools import partial
 from pathlib import Path
@@ -13,7 +12,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from radiolm.batch import ReportBatch
-from radiolm.cli import main
 from radiolm.errors import BatchError
 from radiolm.methods.bidirectional import Bidirectional
 from radiolm.methods.r2gengpt import R2GenGPT
@@ -24,19 +22,8 @@ from radiolm.parts.losses import clip_infonce, embedding_mse
 from radiolm.parts.text_encoder import TextEncoder
 from radiolm.parts.vision import VisionEncoder
 
-from .conftest import REPO
+from .conftest import TINY_MAE
 
-EXPERIMENTS = [
-    REPO / "experiments" / f"bidirectional_{name}.yaml"
-    for name in ("iu_xray", "mimic_cxr", "t2v_swin_iu_xray", "phantom", "phantom_v2t")
-]
-TINY_MAE = {
-    "patch_size": 8,
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-}
 TINY_DECODER = {"decoder_hidden_size": 16, "decoder_layers": 1, "decoder_heads": 2, "decoder_intermediate_size": 32}
 
 
@@ -235,74 +222,3 @@ def test_bad_config_is_a_clear_error(lm: LanguageModel) -> None:
     timm_encoder = VisionEncoder("test_resnet", backend="timm", pretrained=False)
     with pytest.raises(RadioLMError, match="patch-token encoder"):
         Bidirectional(timm_encoder, lm, image_decoder=partial(MAEImageDecoder, **TINY_DECODER))
-
-
-# -- every experiment YAML through the CLI -----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A BLIP config folder (tiny text transformer) with the MiniLM tokenizer: ``backend: blip`` from config."""
-    from transformers import AutoTokenizer, BlipConfig
-
-    from radiolm.assets import resolve_text_encoder
-
-    out = tmp_path_factory.mktemp("tiny-blip")
-    AutoTokenizer.from_pretrained(resolve_text_encoder("minilm-l6")).save_pretrained(out)
-    text = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-            "intermediate_size": 64, "encoder_hidden_size": 32}  # fmt: skip
-    BlipConfig(text_config=text).save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny_mae(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """config.json of a tiny ViT-MAE (encoder + decoder), standing in for facebook/vit-mae-large."""
-    from transformers import ViTMAEConfig
-
-    out = tmp_path_factory.mktemp("tiny-mae")
-    ViTMAEConfig(image_size=32, decoder_hidden_size=16, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                 decoder_intermediate_size=32, **TINY_MAE).save_pretrained(out)  # fmt: skip
-    return out
-
-
-def tiny_overrides(experiment: Path, tiny_llm: Path, tiny_swin: Path, tiny_blip: Path, tiny_mae: Path) -> list[str]:
-    m = "--model.init_args."
-    text = experiment.read_text()
-    args = [
-        "--trainer.fast_dev_run=true", "--trainer.accelerator=cpu", "--trainer.devices=1",
-        "--trainer.precision=32-true",
-        f"{m}language_model.init_args.name_or_path={tiny_llm}", f"{m}language_model.init_args.dtype=float32",
-        f"{m}vision_encoder.init_args.pretrained=false", f"{m}image_resize=36", f"{m}metrics=[nlg, ce]",
-        "--data.init_args.batch_size=2", "--data.init_args.eval_batch_size=2", "--data.init_args.num_workers=0",
-    ]  # fmt: skip
-    if "swin_b_" in text:  # the tiny Swin takes 64 px
-        args += [f"{m}vision_encoder.init_args.name={tiny_swin}", f"{m}image_resize=72"]
-    elif "mae_large_full" in text:
-        args += [f"{m}vision_encoder.init_args.name={tiny_mae}", f"{m}vision_encoder.init_args.image_size=32"]
-    else:
-        mae = "{" + ", ".join(f"{k}: {v}" for k, v in TINY_MAE.items()) + "}"
-        args += [f"{m}vision_encoder.init_args.image_size=32", f"{m}vision_encoder.init_args.model_kwargs={mae}"]
-    if "blip_base_text_encoder" in text:
-        args += [f"{m}text_encoder.init_args.name={tiny_blip}", f"{m}text_encoder.init_args.pretrained=false"]
-    elif "text_encoder: null" not in text:
-        args += [f"{m}text_encoder.init_args.pretrained=false",
-                 f"{m}text_encoder.init_args.model_kwargs={{num_hidden_layers: 1}}"]  # fmt: skip
-    if "mae_large_decoder" in text:  # the decoder of the (tiny) MAE checkpoint named by the encoder
-        args += [f"{m}image_decoder.init_args.name={tiny_mae}", f"{m}image_decoder.init_args.pretrained=false"]
-    elif "MAEImageDecoder" in text:
-        args += [f"{m}image_decoder.init_args.{k}={v}" for k, v in TINY_DECODER.items()]
-    if "PhantomCXRDataModule" in text:
-        args += ["--data.init_args.n=12", "--data.init_args.image_size=64"]
-    return args
-
-
-@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
-def test_experiment_runs_fit_and_test(
-    experiment: Path, workdir: Path, tiny_llm: Path, tiny_swin: Path, tiny_blip: Path, tiny_mae: Path
-) -> None:
-    main(["fit", "-c", str(experiment), *tiny_overrides(experiment, tiny_llm, tiny_swin, tiny_blip, tiny_mae)])
-    records = [
-        json.loads(line) for line in sorted(workdir.glob("predictions-test-*.jsonl"))[-1].read_text().splitlines()
-    ]
-    assert records and len({r["id"] for r in records}) == len(records)
-    metrics = json.loads(sorted(workdir.glob("metrics-test-*.json"))[-1].read_text())
-    assert {"bleu4", "rouge_l", "meteor"} <= set(metrics)

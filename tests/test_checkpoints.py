@@ -77,16 +77,16 @@ def test_fit_resumes_from_checkpoint(tmp_path: Path, tiny_llm: Path, data: R2Gen
     assert scheduler.last_epoch == 4  # schedule state continued from step 2, not restarted
 
 
-def test_cli_test_and_predict_load_a_trainable_only_checkpoint(workdir: Path, tiny_llm: Path, tiny_swin: Path) -> None:
+def test_cli_test_and_predict_load_a_trainable_only_checkpoint(tiny_workdir: Path) -> None:
     """`lightning test/predict --ckpt_path` rebuild the module from the YAML and load the trainable weights."""
     from radiolm.cli import main
 
-    from .conftest import REPO
-    from .test_experiments import tiny_overrides
+    from .conftest import CONF, REPO
 
     experiment = REPO / "experiments" / "demo.yaml"
-    overrides = [a for a in tiny_overrides(experiment, tiny_llm, tiny_swin) if "fast_dev_run" not in a]
-    overrides += ["--trainer.max_steps=2", "--trainer.logger=false", "--trainer.default_root_dir=run"]
+    overrides = ["-c", str(CONF / "demo.yaml"), "--trainer.fast_dev_run=false", "--trainer.max_steps=2"]
+    overrides += ["--trainer.logger=false", "--trainer.default_root_dir=run"]
+    workdir = tiny_workdir
     main(["fit", "-c", str(experiment), *overrides, "--test_after_fit=false"])
     checkpoint = next((workdir / "run").rglob("last.ckpt"))
     state = torch.load(checkpoint, weights_only=True, map_location="cpu")["state_dict"]

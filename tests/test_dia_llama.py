@@ -1,5 +1,6 @@
 """Dia-LLaMA: disease-aware attention, prototype memory and L_DP, diagnostic prompts, the method on tiny models,
-the LoRA count of LLaMA-2-7B, and its experiment YAMLs through the real CLI."""
+the LoRA count of LLaMA-2-7B, the full experiment's paper settings (both experiments run through the CLI in
+tests/test_experiments.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from radiolm.parts.volume_encoder import VolumeEncoder
 
 from .conftest import REPO
 
-EXPERIMENTS = [REPO / "experiments" / "dia_llama.yaml", REPO / "experiments" / "dia_llama_phantom.yaml"]
+EXPERIMENT = REPO / "experiments" / "dia_llama.yaml"
 
 TINY_VIT = {
     "img_size": (32, 32, 8),
@@ -267,7 +268,7 @@ def test_diagnosis_f1_is_micro_over_diseases_and_batches(tiny_llm: Path, monkeyp
 # -- experiment YAMLs -------------------------------------------------------------------------------------------
 def test_full_experiment_resolves_with_deepspeed(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "-c", str(EXPERIMENTS[0]), "--print_config"])
+        main(["fit", "-c", str(EXPERIMENT), "--print_config"])
     assert exit_info.value.code in (0, None)
     out = capsys.readouterr().out
     assert "class_path: lightning.pytorch.strategies.DeepSpeedStrategy" in out and "stage: 2" in out
@@ -282,66 +283,6 @@ def test_full_experiment_resolves_with_deepspeed(capsys: pytest.CaptureFixture[s
         "name: constant",
     ):
         assert line in out, line
-
-
-def tiny_overrides(tiny_llm: Path) -> list[str]:
-    """Tiny 3D ViT, tiny Llama, no DeepSpeed, one batch of fit / validate / test on the CPU."""
-    enc = "--model.init_args.volume_encoder.init_args."
-    return [
-        "--trainer.fast_dev_run=true",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
-        "--trainer.strategy=auto",
-        "--trainer.precision=32-true",
-        "--trainer.accumulate_grad_batches=1",
-        f"--model.init_args.language_model.init_args.name_or_path={tiny_llm}",
-        "--model.init_args.language_model.init_args.dtype=float32",
-        "--model.init_args.language_model.init_args.gradient_checkpointing=false",
-        *(
-            f"{enc}{k}={v}"
-            for k, v in {
-                "img_size": "[32,32,8]",
-                "patch_size": "[16,16,4]",
-                "hidden_size": 24,
-                "num_layers": 1,
-                "num_heads": 2,
-                "dim_head": 8,
-                "mlp_dim": 32,
-                "in_channels": 1,
-                "pos_table": "[2,2,2]",
-            }.items()
-        ),
-        "--model.init_args.visual_mapper.init_args.depth=1",
-        "--model.init_args.visual_mapper.init_args.num_latents=4",
-        "--model.init_args.decoding.min_new_tokens=1",
-        "--model.init_args.decoding.max_new_tokens=4",
-        "--model.init_args.decoding.num_beams=1",
-        "--data.init_args.batch_size=2",
-        "--data.init_args.eval_batch_size=2",
-        "--data.init_args.num_workers=0",
-    ]
-
-
-@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
-def test_experiment_runs_fit_and_test(
-    experiment: Path, tiny_llm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each YAML through the real CLI with tiny models on a 12-study phantom CT (the CTRG data swapped for it)."""
-    monkeypatch.chdir(tmp_path)
-    data = [
-        "--data.class_path=radiolm.data.PhantomCTDataModule",
-        "--data.init_args.root=data/phantom-ct",
-        "--data.init_args.n=12",
-        "--data.init_args.size=[8,32,32]",
-        "--data.init_args.report_key=impression",
-    ]
-    main(["fit", "-c", str(experiment), *tiny_overrides(tiny_llm), *data])
-    predictions = sorted(tmp_path.glob("predictions-test-*.jsonl"))
-    assert predictions, "fit must end with test and write predictions"
-    records = [json.loads(line) for line in predictions[-1].read_text().splitlines()]
-    assert records and {"id", "prediction", "reference", "labels"} <= set(records[0])
-    metrics = json.loads(sorted(tmp_path.glob("metrics-test-*.json"))[-1].read_text())
-    assert {"bleu4", "meteor", "rouge_l", "ce_f1_micro_14"} <= set(metrics)
 
 
 def test_gpu_benchmark_code_path_on_cpu(tmp_path: Path) -> None:

@@ -1,82 +1,117 @@
-"""Every experiment YAML through the real entry point (``radiolm.cli.main``) with fast_dev_run and tiny models.
+"""Every experiment YAML through the real entry point (``radiolm.cli.main``) with its tiny-model overlay.
 
-This file runs the R2GenGPT family and the demo. Each other method's test file runs its own experiments with the
-tiny overrides its parts need and lists them in a module-level ``EXPERIMENTS``; ``test_every_experiment_runs``
-checks that the union covers every YAML in ``experiments/``.
+``tests/conf/<experiment>.yaml`` is the overlay: the second ``-c`` swaps the real models for tiny ones of the same
+kind (found under ``models/`` in the ``tiny_workdir`` fixture's folder), sets one batch of fit, validate and test
+on the CPU, and makes the batches small. An experiment without an overlay fails here.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from radiolm.cli import main
 
-from .conftest import REPO
+from .conftest import CONF, REPO
 
 ALL_EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))  # _base/, data/, tables/ hold fragments
-EXPERIMENTS = [p for p in ALL_EXPERIMENTS if p.stem == "demo" or p.stem.startswith("r2gengpt_")]
+METRICS = {"bleu4", "meteor", "rouge_l", "cider", "ce_f1_micro_14"}
+"""What every run's test metrics hold; a method's own selection metrics are added below."""
+METHOD_METRICS = {"two_stage_": {"f1_cxb_14", "f1_cxb_5"}}
 
 
-def tiny_overrides(experiment: Path, tiny_llm: Path, tiny_swin: Path) -> list[str]:
-    """Swap the real models for tiny ones of the same kind; run one batch of fit, validate and test on the CPU."""
-    model = "--model.init_args."
-    args = [
-        "--trainer.fast_dev_run=true",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
-        "--trainer.precision=32-true",
-        f"{model}language_model.init_args.name_or_path={tiny_llm}",
-        f"{model}language_model.init_args.dtype=float32",
-        f"{model}vision_encoder.init_args.pretrained=false",
-        "--data.init_args.batch_size=2",
-        "--data.init_args.eval_batch_size=2",
-        "--data.init_args.num_workers=0",
-    ]
-    text = experiment.read_text()
-    if "microsoft/swin" in text or "swin_b_" in text:
-        args += [f"{model}vision_encoder.init_args.name={tiny_swin}"]
-    else:
-        args += [f"{model}vision_encoder.init_args.name=test_resnet", f"{model}vision_encoder.init_args.image_size=64"]
-    if "PhantomCXRDataModule" in text or "data/phantom.yaml" in text:
-        args += ["--data.init_args.n=12", "--data.init_args.image_size=64"]
-    return args
+DATA_FRAGMENTS = {
+    **{f"r2gengpt_{m}_{d}": d for m in ("shallow", "delta", "deep") for d in ("iu_xray", "mimic_cxr")},
+    "bidirectional_iu_xray": "iu_xray",
+    "bidirectional_t2v_swin_iu_xray": "iu_xray",
+    "bidirectional_mimic_cxr": "mimic_cxr",
+    "bidirectional_phantom": "phantom",
+    "bidirectional_phantom_v2t": "phantom",
+    "two_stage_gpt2_small": "mimic_cxr_curated",
+    "two_stage_gpt2_large": "mimic_cxr_curated",
+    "two_stage_open_llama_7b": "mimic_cxr_curated",
+    "two_stage_phantom": "phantom",
+    "demo": "phantom",
+    "dia_llama": "ctrg_chest",
+    "dia_llama_phantom": "phantom_ct",
+}
+"""The ``experiments/data/`` fragment each experiment's ``data:`` includes."""
+
+
+def data_of(experiment: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the fragment, the init_args the experiment changes), checked: ``data:`` is ``data/<fragment>.yaml`` or
+    ``{include: data/<fragment>.yaml, init_args: {...}}`` and every changed value differs from the fragment's."""
+    name = DATA_FRAGMENTS.get(experiment.stem)
+    assert name, f"{experiment.name}: add its data fragment to DATA_FRAGMENTS"
+    data = yaml.safe_load(experiment.read_text())["data"]
+    spec = {"include": data} if isinstance(data, str) else data
+    assert spec.get("include") == f"data/{name}.yaml" and set(spec) <= {"include", "init_args"}, (
+        f"{experiment.name}: `data:` must be `data/{name}.yaml` or include it and change only init_args, got {data}"
+    )
+    fragment = yaml.safe_load((REPO / "experiments" / "data" / f"{name}.yaml").read_text())
+    changes = spec.get("init_args") or {}
+    copied = sorted(k for k, v in changes.items() if fragment["init_args"].get(k) == v)
+    assert not copied, f"{experiment.name}: data.init_args {copied} repeat data/{name}.yaml; drop them"
+    return fragment, changes
+
+
+def test_every_experiment_names_its_data_fragment() -> None:
+    unnamed = [p.name for p in ALL_EXPERIMENTS if p.stem not in DATA_FRAGMENTS]
+    assert not unnamed, f"add to DATA_FRAGMENTS the experiments/data/ fragment of {unnamed}"
+
+
+@pytest.mark.parametrize("experiment", ALL_EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_data_is_its_fragment(experiment: Path) -> None:
+    fragment, _ = data_of(experiment)
+    assert fragment["class_path"].startswith("radiolm.data.")  # the fragment names the DataModule
+
+
+def overlay(experiment: Path) -> Path:
+    """``tests/conf/<experiment>.yaml``; an experiment must have one (a failure, never a skip)."""
+    path = CONF / experiment.name
+    assert path.is_file(), f"{experiment.name}: no tiny-model overlay; write {path.relative_to(REPO)} (see tests/conf)"
+    return path
 
 
 def test_experiments_exist() -> None:
-    names = {p.stem for p in EXPERIMENTS}
+    names = {p.stem for p in ALL_EXPERIMENTS}
     assert "demo" in names
     assert {f"r2gengpt_{m}_{d}" for m in ("shallow", "delta", "deep") for d in ("iu_xray", "mimic_cxr")} <= names
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
-def test_experiment_runs_fit_and_test(experiment: Path, workdir: Path, tiny_llm: Path, tiny_swin: Path) -> None:
-    main(["fit", "-c", str(experiment), *tiny_overrides(experiment, tiny_llm, tiny_swin)])
-    predictions = sorted(workdir.glob("predictions-test-*.jsonl"))
+def test_every_overlay_has_its_experiment() -> None:
+    homes = (REPO / "experiments", REPO / "docs" / "examples")  # docs/examples: the example of adding_a_method.md
+    stale = sorted(p.name for p in CONF.glob("*.yaml") if not any((home / p.name).is_file() for home in homes))
+    assert not stale, f"tests/conf overlays without an experiments/ file: {stale}"
+
+
+@pytest.mark.parametrize("experiment", ALL_EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_runs_fit_and_test(experiment: Path, tiny_workdir: Path) -> None:
+    main(["fit", "-c", str(experiment), "-c", str(overlay(experiment))])
+    predictions = sorted(tiny_workdir.glob("predictions-test-*.jsonl"))
     assert predictions, "fit must end with test and write predictions"
     records = [json.loads(line) for line in predictions[-1].read_text().splitlines()]
     assert records and {"id", "prediction", "reference", "labels"} <= set(records[0])
     assert len({r["id"] for r in records}) == len(records)
-    metrics = json.loads(sorted(workdir.glob("metrics-test-*.json"))[-1].read_text())
-    assert {"bleu4", "rouge_l", "cider"} <= set(metrics)
-
-
-def test_every_experiment_runs() -> None:
-    """Every experiment YAML is in some test module's ``EXPERIMENTS`` (and so runs through the CLI)."""
-    covered: set[Path] = set()
-    for path in sorted((REPO / "tests").glob("test_*.py")):
-        module = importlib.import_module(f"tests.{path.stem}")
-        covered |= {Path(p).resolve() for p in getattr(module, "EXPERIMENTS", [])}
-    missing = [p.name for p in ALL_EXPERIMENTS if p.resolve() not in covered]
-    assert not missing, f"experiments no test runs: {missing}; add them to a test module's EXPERIMENTS"
+    metrics = json.loads(sorted(tiny_workdir.glob("metrics-test-*.json"))[-1].read_text())
+    expected = METRICS.union(*(m for prefix, m in METHOD_METRICS.items() if experiment.stem.startswith(prefix)))
+    assert expected <= set(metrics), sorted(expected - set(metrics))
 
 
 @pytest.mark.parametrize("experiment", ALL_EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_print_config_resolves(experiment: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each experiment resolves; its data is its fragment's, but for the keys it changes (no drift)."""
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "-c", str(experiment), "--print_config"])
     assert exit_info.value.code in (0, None)
-    assert "class_path: radiolm.methods" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "class_path: radiolm.methods" in out
+    fragment, changes = data_of(experiment)
+    data = yaml.safe_load(out)["data"]
+    assert data["class_path"] == fragment["class_path"]
+    expected = {**fragment["init_args"], **changes}
+    assert {k: data["init_args"][k] for k in expected} == expected

@@ -37,8 +37,7 @@ from radiolm.data.datamodules.iu_xray import IUXrayDataModule
 from radiolm.data.transforms import ImageTransformConfig
 from radiolm.errors import DataError, RadioLMError
 
-from .conftest import REPO
-from .test_experiments import tiny_overrides
+from .conftest import CONF, REPO
 
 REPORTS = REPO / "tests/data/iu_xray_reports"
 SPLIT = REPO / "tests/data/iu_xray_split_sample.json"
@@ -229,9 +228,10 @@ def test_data_yaml_builds_the_datamodule(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_data_yaml_runs_r2gengpt_with_cleaned_references(workdir: Path, tiny_llm: Path, tiny_swin: Path) -> None:
+def test_data_yaml_runs_r2gengpt_with_cleaned_references(tiny_workdir: Path) -> None:
     """experiments/data/iu_xray.yaml under R2GenGPT through the CLI (phantom studies in data/iu_xray), ~40 s."""
-    main(["fit", "-c", str(EXPERIMENT), "--data", str(DATA_YAML), *tiny_overrides(EXPERIMENT, tiny_llm, tiny_swin)])
+    main(["fit", "-c", str(EXPERIMENT), "--data", str(DATA_YAML), "-c", str(CONF / EXPERIMENT.name)])
+    workdir = tiny_workdir
     lines = sorted(workdir.glob("predictions-test-*.jsonl"))[-1].read_text().splitlines()
     references = [json.loads(line)["reference"] for line in lines if line]
     # the phantom's reports are written in sentence case; r2gen_iu lower-cases them and ends them in " ."

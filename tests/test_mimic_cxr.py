@@ -32,7 +32,6 @@ from radiolm.data.transforms import ImageTransformConfig
 from radiolm.errors import DataError
 
 from .conftest import REPO
-from .test_experiments import tiny_overrides
 
 EXPERIMENTS: list[Path] = []  # no top-level experiment of its own; the data YAMLs are tested below
 
@@ -333,10 +332,11 @@ def test_data_yaml(data_yaml: str, folder: str, extra: tuple[str, ...], workdir:
 
 
 @pytest.mark.slow
-def test_curated_yaml_through_the_cli(workdir: Path, tiny_llm: Path, tiny_swin: Path) -> None:
+def test_curated_yaml_through_the_cli(tiny_workdir: Path) -> None:
     """The curated data YAML with an R2GenGPT experiment through the real CLI: fit + test, one batch each."""
+    workdir = tiny_workdir
     data = build_for(*DATA_YAMLS[1], workdir)
     experiment = REPO / "experiments" / "r2gengpt_shallow_mimic_cxr.yaml"
-    main(["fit", "-c", str(experiment), f"--data={data}", *tiny_overrides(experiment, tiny_llm, tiny_swin)])
+    main(["fit", "-c", str(experiment), f"--data={data}", "-c", str(REPO / "tests" / "conf" / experiment.name)])
     lines = sorted(workdir.glob("predictions-test-*.jsonl"))[-1].read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["52000003"]
