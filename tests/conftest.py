@@ -24,6 +24,19 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "tests" / "conf"
 """The tiny-model overlay of each experiment: ``radiolm fit -c experiments/X.yaml -c tests/conf/X.yaml``."""
 
+@pytest.fixture(autouse=True)
+def _radiolm_logger_as_found():
+    """A CLI run in-process gives the ``radiolm`` logger its stderr handler and stops propagation (no duplicate lines
+    in a user's terminal); put it back after each test so later tests' ``caplog`` sees the records again."""
+    import logging
+
+    logger = logging.getLogger("radiolm")
+    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.propagate, logger.level = propagate, level
+
+
 CORPUS = [
     "The heart size is normal. The lungs are clear. No pleural effusion or pneumothorax.",
     "Moderate cardiomegaly. Small left pleural effusion. No pneumothorax.",
