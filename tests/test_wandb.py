@@ -1,0 +1,172 @@
+"""W&B on and off by the user's choice (``radiolm.loggers``), and a real offline run's W&B record.
+
+The mode tests build the logger and read the ``wandb.init`` arguments it would use: an online run is never
+started, so nothing here contacts a server. The end-to-end tests run the demo through the real CLI with its tiny
+overlay (one batch of fit, with logs: ``fast_dev_run`` would replace the loggers) and read the offline
+run's ``.wandb`` file with W&B's own record type (``wandb.proto``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from radiolm.cli import main
+from radiolm.errors import RadioLMError
+from radiolm.loggers import WandbLogger, resolve_wandb_mode
+
+from .conftest import CONF, REPO
+
+KEY = "a" * 40  # the shape of a W&B API key; never sent anywhere (no run is started with it)
+
+
+@pytest.fixture()
+def no_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No mode chosen, no API key: WANDB_MODE unset, empty settings and .netrc in ``tmp_path`` (the cwd)."""
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_DIR", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    (tmp_path / "netrc").write_text("")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("env", "mode"),
+    [("online", "online"), ("offline", "offline"), ("disabled", "disabled"), ("dryrun", "offline"), ("run", "online")],
+)
+def test_wandb_mode_is_the_mode_the_user_sets(no_choice: Path, monkeypatch: pytest.MonkeyPatch, env: str, mode: str):
+    monkeypatch.setenv("WANDB_MODE", env)
+    logger = WandbLogger(save_dir=str(no_choice / "runs"), name="demo")
+    assert (logger.mode, logger.init_kwargs["mode"]) == (mode, mode)
+    assert logger.init_kwargs["name"] == "demo" and logger.init_kwargs["project"] == "radiolm"
+    assert os.environ["WANDB_MODE"] == env  # the logger never rewrites the user's choice
+
+
+def test_no_choice_is_offline_without_an_api_key_and_online_with_one(
+    no_choice: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert resolve_wandb_mode()[0] == "offline"
+    assert WandbLogger(save_dir="runs").init_kwargs["mode"] == "offline"
+    assert "WANDB_MODE" not in os.environ  # Lightning's `offline: true` would have set it to dryrun
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
+    assert resolve_wandb_mode()[0] == "online"
+    monkeypatch.delenv("WANDB_API_KEY")
+    (no_choice / "netrc").write_text(f"machine api.wandb.ai\n  login user\n  password {KEY}\n")  # `wandb login`
+    assert resolve_wandb_mode() == ("online", "no mode chosen, W&B has an API key")
+
+
+def wandb_cli(*args: str) -> None:
+    """The real ``wandb`` command (``wandb offline`` ...) in the current directory and environment."""
+    subprocess.run([sys.executable, "-m", "wandb", *args], check=True, capture_output=True, timeout=120)
+
+
+def test_wandb_online_offline_disabled_commands_choose_the_mode(
+    no_choice: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", KEY)  # logged in: the default would be online
+    wandb_cli("offline")
+    mode, reason = resolve_wandb_mode()
+    assert mode == "offline" and "settings" in reason
+    wandb_cli("disabled")
+    assert resolve_wandb_mode()[0] == "disabled"
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the environment wins over the settings files, as in W&B
+    assert resolve_wandb_mode()[0] == "offline"
+    monkeypatch.delenv("WANDB_MODE")
+    wandb_cli("online")  # clears the setting: no choice, and an API key
+    assert resolve_wandb_mode()[0] == "online"
+    monkeypatch.delenv("WANDB_API_KEY")
+    assert resolve_wandb_mode()[0] == "offline"
+
+
+def test_bad_mode_names_where_it_was_set(no_choice: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "onlin")
+    with pytest.raises(RadioLMError, match=r"WANDB_MODE='onlin'.*online, offline or disabled"):
+        WandbLogger()
+    monkeypatch.delenv("WANDB_MODE")
+    with pytest.raises(RadioLMError, match="`offline` is not an option"):
+        WandbLogger(offline=True)
+
+
+def test_mode_in_config_wins(no_choice: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert WandbLogger(mode="disabled").init_kwargs["mode"] == "disabled"
+
+
+# -- a real run through the CLI ---------------------------------------------------------------------------------
+
+
+def wandb_records(path: Path) -> Iterator[Any]:
+    """The records of a ``.wandb`` file: W&B's LevelDB-style log (32 KiB blocks, 7-byte chunk headers) of
+    ``wandb.proto`` ``Record`` messages. The framing is read here because wandb 0.31 has no Python reader."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B", f"{path}: not a W&B transaction log"
+    pos, chunks = 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # the rest of a block too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunks += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # full, or last chunk of a record
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunks)
+            chunks = b""
+            yield record
+
+
+def run_demo(workdir: Path) -> None:
+    """The demo with its tiny overlay: one batch of fit with the loggers on, no test (it adds nothing to W&B's
+    config and its METEOR JVM costs most of the time)."""
+    experiment = REPO / "experiments" / "demo.yaml"
+    limits = ["--trainer.fast_dev_run=false", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1"]
+    limits += ["--test_after_fit=false"]
+    try:
+        main(["fit", "-c", str(experiment), "-c", str(CONF / "demo.yaml"), *limits])
+    finally:
+        import wandb
+
+        wandb.finish()  # Lightning leaves the run open; its files are complete once it ends
+
+
+@pytest.fixture()
+def demo_workdir(tiny_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_DIR", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tiny_workdir / "wandb-config"))
+    (tiny_workdir / "netrc").write_text("")
+    monkeypatch.setenv("NETRC", str(tiny_workdir / "netrc"))
+    return tiny_workdir
+
+
+def test_fresh_run_without_a_choice_writes_an_offline_wandb_run_with_the_resolved_config(demo_workdir: Path) -> None:
+    run_demo(demo_workdir)
+    assert "WANDB_MODE" not in os.environ
+    (log,) = (demo_workdir / "runs" / "wandb").glob("offline-run-*/run-*.wandb")
+    (run,) = [r.run for r in wandb_records(log) if r.WhichOneof("record_type") == "run"]
+    assert run.display_name == "demo"  # the experiment's name, as runs/demo/version_0
+    config = {u.key: json.loads(u.value_json) for u in run.config.update if u.key != "_wandb"}
+    saved = yaml.safe_load((demo_workdir / "runs" / "demo" / "version_0" / "config.yaml").read_text())
+    assert config == saved  # the resolved experiment config, as LightningCLI saved it, nothing more
+    assert config["model"]["init_args"]["language_model"]["init_args"]["name_or_path"] == "models/tiny-llm"
+    assert config["trainer"]["limit_train_batches"] == 1
+
+
+def test_disabled_run_writes_no_wandb_files(demo_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    run_demo(demo_workdir)
+    assert (demo_workdir / "runs" / "demo" / "version_0" / "config.yaml").is_file()  # the run ran, with CSV
+    assert not (demo_workdir / "runs" / "wandb").exists() and not (demo_workdir / "wandb").exists()
