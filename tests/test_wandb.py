@@ -139,7 +139,8 @@ def run_demo(workdir: Path) -> None:
     finally:
         import wandb
 
-        wandb.finish()  # Lightning leaves the run open; its files are complete once it ends
+        wandb.finish()  # Lightning leaves the run open
+        wandb.teardown()  # and W&B's service process writes the run's file until it stops
 
 
 @pytest.fixture()
@@ -156,7 +157,10 @@ def test_fresh_run_without_a_choice_writes_an_offline_wandb_run_with_the_resolve
     run_demo(demo_workdir)
     assert "WANDB_MODE" not in os.environ
     (log,) = (demo_workdir / "runs" / "wandb").glob("offline-run-*/run-*.wandb")
-    (run,) = [r.run for r in wandb_records(log) if r.WhichOneof("record_type") == "run"]
+    records = list(wandb_records(log))
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"] or [
+        pytest.fail(f"{log} ({log.stat().st_size} bytes): {[r.WhichOneof('record_type') for r in records]}")
+    ]
     assert run.display_name == "demo"  # the experiment's name, as runs/demo/version_0
     config = {u.key: json.loads(u.value_json) for u in run.config.update if u.key != "_wandb"}
     saved = yaml.safe_load((demo_workdir / "runs" / "demo" / "version_0" / "config.yaml").read_text())
