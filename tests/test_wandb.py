@@ -128,14 +128,16 @@ def wandb_records(path: Path) -> Iterator[Any]:
             yield record
 
 
+DEMO = ["-c", str(REPO / "experiments" / "demo.yaml"), "-c", str(CONF / "demo.yaml")]
+ONE_BATCH = ["--trainer.fast_dev_run=false", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1"]
+"""The demo with its tiny overlay: one batch of fit with the loggers on (``fast_dev_run`` would replace them)."""
+
+
 def run_demo(workdir: Path) -> None:
-    """The demo with its tiny overlay: one batch of fit with the loggers on, no test (it adds nothing to W&B's
-    config and its METEOR JVM costs most of the time)."""
-    experiment = REPO / "experiments" / "demo.yaml"
-    limits = ["--trainer.fast_dev_run=false", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1"]
-    limits += ["--test_after_fit=false"]
+    """The demo's fit through the real CLI, without test (it adds nothing to W&B's config; its METEOR JVM would
+    cost most of the time)."""
     try:
-        main(["fit", "-c", str(experiment), "-c", str(CONF / "demo.yaml"), *limits])
+        main(["fit", *DEMO, *ONE_BATCH, "--test_after_fit=false"])
     finally:
         import wandb
 
@@ -169,8 +171,17 @@ def test_fresh_run_without_a_choice_writes_an_offline_wandb_run_with_the_resolve
     assert config["trainer"]["limit_train_batches"] == 1
 
 
-def test_disabled_run_writes_no_wandb_files(demo_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disabled_run_writes_no_wandb_files_and_names_the_run_after_the_table_row(
+    demo_workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from radiolm.lightning_cli import RadioLMCLI
+
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    run_demo(demo_workdir)
-    assert (demo_workdir / "runs" / "demo" / "version_0" / "config.yaml").is_file()  # the run ran, with CSV
+    cli = RadioLMCLI(args=[*DEMO, *ONE_BATCH, "--run_name", "grid/row-a"], run=False)  # no subcommand: built only
+    (logger,) = [lg for lg in cli.trainer.loggers if isinstance(lg, WandbLogger)]
+    init = logger.init_kwargs  # what wandb.init gets
+    assert (init["mode"], init["name"], init["dir"]) == ("disabled", "grid/row-a", "runs")
+    assert init["config"]["run_name"] == "grid/row-a" and init["config"]["model"]["class_path"].endswith("R2GenGPT")
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert (demo_workdir / "runs" / "grid" / "row-a" / "version_0" / "config.yaml").is_file()  # the CSV run
     assert not (demo_workdir / "runs" / "wandb").exists() and not (demo_workdir / "wandb").exists()
