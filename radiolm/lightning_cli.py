@@ -20,7 +20,7 @@ from radiolm.callbacks.progress_log import ProgressLog
 from radiolm.config_include import register as register_include_loader
 from radiolm.data.datamodules.base import ReportDataModule
 from radiolm.errors import MissingAssetError, RadioLMError
-from radiolm.loggers import WandbLogger
+from radiolm.loggers import WandbLogger, choose_wandb_mode
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.precision import explain_precision, resolve_precision
 
@@ -98,7 +98,8 @@ class RadioLMCLI(LightningCLI):
     * Every run gets :class:`~radiolm.callbacks.ProgressLog` (plain progress lines); without a terminal on stderr
       the progress bar is off unless ``trainer.enable_progress_bar`` is set.
     * A :class:`radiolm.loggers.WandbLogger` gets the resolved config (what ``--print_config`` shows) as its
-      run's W&B config; its mode is the user's (``WANDB_MODE``, ``wandb online|offline|disabled``).
+      run's W&B config; its mode is the user's (``WANDB_MODE``, ``wandb online|offline|disabled``), checked before
+      anything is built (online without an API key ends in one line).
     * A missing model or file ends with one line that names the option taking a local path.
     * Config files may ``include:`` a fragment and change some of its keys (:mod:`radiolm.config_include`).
     """
@@ -159,6 +160,9 @@ class RadioLMCLI(LightningCLI):
             init_args = getattr(logger, "init_args", None)
             if init_args is not None and "name" in init_args and init_args.name is None:
                 init_args.name = self.experiment_name()
+            wandb_path = f"{WandbLogger.__module__}.{WandbLogger.__name__}"
+            if init_args is not None and getattr(logger, "class_path", None) == wandb_path:
+                choose_wandb_mode(init_args.get("mode"))  # a bad W&B choice: one line now, not inside jsonargparse
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The trainer, with :class:`ProgressLog` added unless the config already has one, and the resolved config

@@ -29,7 +29,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from radiolm.errors import RadioLMError
 
-__all__ = ["MODES", "WandbLogger", "WandbMode", "resolve_wandb_mode"]
+__all__ = ["MODES", "WandbLogger", "WandbMode", "choose_wandb_mode", "resolve_wandb_mode"]
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,26 @@ def resolve_wandb_mode(environ: Mapping[str, str] | None = None) -> tuple[WandbM
         return MODES[chosen.lower()], f"mode = {chosen} in {where}"
     if _has_api_key(environ):
         return "online", "no mode chosen, W&B has an API key"
-    return "offline", "no mode chosen and no W&B API key (`wandb login`, then WANDB_MODE=online, to sync)"
+    return "offline", "no mode chosen and no W&B API key; `wandb login` to sync"
+
+
+def choose_wandb_mode(mode: str | None = None) -> tuple[WandbMode, str]:
+    """The logger's mode and why: ``mode`` when the config fixes one, else :func:`resolve_wandb_mode`.
+
+    The CLI calls it before building anything, so that a bad choice ends in one line, not inside jsonargparse.
+
+    Raises:
+        RadioLMError: An unknown mode, or online without an API key (``wandb.init`` would wait at a login prompt).
+    """
+    if mode is not None and mode not in ("online", "offline", "disabled"):
+        raise RadioLMError(f"WandbLogger: mode={mode!r}; use online, offline, disabled or null (the user's choice)")
+    chosen, reason = (mode, "`mode` in the logger's config") if mode else resolve_wandb_mode()
+    if chosen == "online" and not _has_api_key(os.environ):
+        raise RadioLMError(
+            f"W&B is online ({reason}) but has no API key: run `wandb login` (or set WANDB_API_KEY), "
+            "or run offline (WANDB_MODE=offline) and `wandb sync` later"
+        )
+    return chosen, reason  # type: ignore[return-value]  # checked above
 
 
 class WandbLogger(LightningWandbLogger):
@@ -140,8 +159,8 @@ class WandbLogger(LightningWandbLogger):
         **kwargs: Everything else Lightning's ``WandbLogger`` and ``wandb.init`` take (``offline`` excepted).
 
     Raises:
-        RadioLMError: ``offline: true`` was given (it would overwrite the user's ``WANDB_MODE``), or an unknown
-            ``mode``.
+        RadioLMError: ``offline: true`` was given (it would overwrite the user's ``WANDB_MODE``), an unknown
+            ``mode``, or the mode is online and W&B has no API key (it would stop at a login prompt).
     """
 
     def __init__(
@@ -157,9 +176,7 @@ class WandbLogger(LightningWandbLogger):
                 "WandbLogger: `offline` is not an option of radiolm.loggers.WandbLogger (Lightning's would overwrite "
                 "WANDB_MODE); drop it and choose with WANDB_MODE=online|offline|disabled or `wandb online|offline`"
             )
-        if mode is not None and mode not in ("online", "offline", "disabled"):
-            raise RadioLMError(f"WandbLogger: mode={mode!r}; use online, offline, disabled or null (the user's choice)")
-        self.mode, self.mode_reason = (mode, "`mode` in the logger's config") if mode else resolve_wandb_mode()
+        self.mode, self.mode_reason = choose_wandb_mode(mode)
         super().__init__(name=name, save_dir=save_dir, project=project, mode=self.mode, **kwargs)
         self.experiment_config: dict[str, Any] | None = None
         self._explain()

@@ -47,6 +47,7 @@ def no_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 )
 def test_wandb_mode_is_the_mode_the_user_sets(no_choice: Path, monkeypatch: pytest.MonkeyPatch, env: str, mode: str):
     monkeypatch.setenv("WANDB_MODE", env)
+    monkeypatch.setenv("WANDB_API_KEY", KEY)  # online needs one (test_online_without_an_api_key_says_what_to_do)
     logger = WandbLogger(save_dir=str(no_choice / "runs"), name="demo")
     assert (logger.mode, logger.init_kwargs["mode"]) == (mode, mode)
     assert logger.init_kwargs["name"] == "demo" and logger.init_kwargs["project"] == "radiolm"
@@ -96,6 +97,22 @@ def test_bad_mode_names_where_it_was_set(no_choice: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("WANDB_MODE")
     with pytest.raises(RadioLMError, match="`offline` is not an option"):
         WandbLogger(offline=True)
+
+
+def test_online_without_an_api_key_says_what_to_do(no_choice: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with pytest.raises(RadioLMError, match=r"online \(WANDB_MODE=online\) but has no API key: run `wandb login`"):
+        WandbLogger()
+
+
+def test_cli_says_it_in_one_line_before_building_anything(
+    no_choice: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "-c", str(REPO / "experiments" / "demo.yaml")])
+    assert exit_info.value.code == 2
+    assert "radiolm: error: W&B is online (WANDB_MODE=online) but has no API key" in capsys.readouterr().err
 
 
 def test_mode_in_config_wins(no_choice: Path, monkeypatch: pytest.MonkeyPatch) -> None:
