@@ -66,3 +66,20 @@ lint:  ## ruff (lint + format check) and mypy on radiolm/
 format:  ## apply ruff fixes and formatting
 	ruff check --fix radiolm callbacks tests
 	ruff format radiolm callbacks tests
+
+# W&B sweeps (experiments/sweeps/): each target prints the two commands that start one, run from this folder.
+SWEEP = @echo "WANDB_MODE=online wandb sweep --project radiolm experiments/sweeps/$(1).yaml"; \
+	echo "WANDB_MODE=online wandb agent ENTITY/radiolm/SWEEP_ID   (SWEEP_ID: what the first command prints)"
+.PHONY: sweep-two-stage-lr sweep-bidirectional-lr sweep-dia-llama-lambda sweep-r2gengpt-lr
+
+sweep-two-stage-lr:  ## W&B sweep: two-stage learning rates {2e-5, 5e-5, 1e-4} x 3 LLMs (Appendix A); prints its commands
+	$(call SWEEP,two_stage_lr)
+
+sweep-bidirectional-lr:  ## W&B sweep: bidirectional learning rate (its loss weights were not tuned, §4.1)
+	$(call SWEEP,bidirectional_lr)
+
+sweep-dia-llama-lambda:  ## W&B sweep: Dia-LLaMA's loss weight lambda of Eq. 7 (paper: 4)
+	$(call SWEEP,dia_llama_lambda)
+
+sweep-r2gengpt-lr:  ## W&B sweep: R2GenGPT learning rate x shallow / delta / deep alignment
+	$(call SWEEP,r2gengpt_lr)

@@ -7,6 +7,7 @@ The model is any :class:`ReportGenerationModule`, the data any :class:`ReportDat
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -19,6 +20,7 @@ from radiolm.callbacks.progress_log import ProgressLog
 from radiolm.config_include import register as register_include_loader
 from radiolm.data.datamodules.base import ReportDataModule
 from radiolm.errors import MissingAssetError, RadioLMError
+from radiolm.loggers import WandbLogger, choose_wandb_mode
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.precision import explain_precision, resolve_precision
 
@@ -95,6 +97,9 @@ class RadioLMCLI(LightningCLI):
       GPU or CPU has native bfloat16, fp32 on a CPU without it) and logged once; an explicit value wins.
     * Every run gets :class:`~radiolm.callbacks.ProgressLog` (plain progress lines); without a terminal on stderr
       the progress bar is off unless ``trainer.enable_progress_bar`` is set.
+    * A :class:`radiolm.loggers.WandbLogger` gets the resolved config (what ``--print_config`` shows) as its
+      run's W&B config; its mode is the user's (``WANDB_MODE``, ``wandb online|offline|disabled``), checked before
+      anything is built (online without an API key ends in one line).
     * A missing model or file ends with one line that names the option taking a local path.
     * Config files may ``include:`` a fragment and change some of its keys (:mod:`radiolm.config_include`).
     """
@@ -155,13 +160,23 @@ class RadioLMCLI(LightningCLI):
             init_args = getattr(logger, "init_args", None)
             if init_args is not None and "name" in init_args and init_args.name is None:
                 init_args.name = self.experiment_name()
+            wandb_path = f"{WandbLogger.__module__}.{WandbLogger.__name__}"
+            if init_args is not None and getattr(logger, "class_path", None) == wandb_path:
+                choose_wandb_mode(init_args.get("mode"))  # a bad W&B choice: one line now, not inside jsonargparse
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        """The trainer, with :class:`ProgressLog` added unless the config already has one."""
+        """The trainer, with :class:`ProgressLog` added unless the config already has one, and the resolved config
+        as the W&B config of its :class:`~radiolm.loggers.WandbLogger`."""
         trainer = super().instantiate_trainer(**kwargs)
         callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning's callback connector
         if not any(isinstance(c, ProgressLog) for c in callbacks):
             callbacks.append(ProgressLog())
+        wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if wandb_loggers:
+            dump = self._parser(self.subcommand).dump(self._current_config(), format="json", skip_none=False)
+            config = json.loads(dump)  # JSON keeps 1e-8 a number (YAML 1.1 would read it as a string)
+            for logger in wandb_loggers:
+                logger.set_experiment_config(config)
         return trainer
 
     def instantiate_classes(self) -> None:
