@@ -91,7 +91,7 @@ def log_analysis(name: str, run_dir: str | Path | None, png: str | Path, summary
             project=record["project"],
             entity=record.get("entity"),
             dir=record["save_dir"],
-            mode=os.environ.get("WANDB_MODE") or record.get("mode", "offline"),
+            mode=os.environ.get("WANDB_MODE") or record.get("mode", "offline"),  # type: ignore[arg-type]
             resume="allow",
         )
     try:
@@ -102,7 +102,8 @@ def log_analysis(name: str, run_dir: str | Path | None, png: str | Path, summary
         run.summary[key] = json.loads(summary.read_text(encoding="utf-8"))
         run.save(str(summary), base_path=str(summary.parent), policy="now")
         if record is not None and run_dir is not None:  # the next analysis logs after this one
-            (Path(run_dir) / RUN_FILE).write_text(json.dumps({**record, "step": step}, indent=2) + "\n", encoding="utf-8")
+            record_file = Path(run_dir) / RUN_FILE
+            record_file.write_text(json.dumps({**record, "step": step}, indent=2) + "\n", encoding="utf-8")
         log.info("radiolm: logged %s to W&B run %s", name, run.id)
         return str(run.id)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wandb
@@ -19,13 +20,17 @@ from radiolm.wandb_run import RUN_FILE, find_wandb_run
 from .conftest import CONF, REPO
 from .wandb_records import history_values, run_tables
 
-LOGGERS = [  # the suite's two loggers, W&B offline, independent of experiments/_base/loggers.yaml
-    {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "demo"}},
-    {
-        "class_path": "lightning.pytorch.loggers.WandbLogger",
-        "init_args": {"save_dir": "runs", "project": "radiolm", "name": "demo", "offline": True},
-    },
-]
+
+def loggers(save_dir: Path) -> list[dict[str, Any]]:
+    """The suite's two loggers, W&B offline, independent of experiments/_base/loggers.yaml. An absolute save_dir:
+    the wandb service process, when an earlier test started it, has another working directory."""
+    return [
+        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(save_dir), "name": "demo"}},
+        {
+            "class_path": "lightning.pytorch.loggers.WandbLogger",
+            "init_args": {"save_dir": str(save_dir), "project": "radiolm", "name": "demo", "offline": True},
+        },
+    ]
 
 
 def test_arguments_are_checked() -> None:
@@ -44,7 +49,7 @@ def demo_run(tiny_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "limit_train_batches": 1,
             "limit_val_batches": 1,
             "limit_test_batches": 1,
-            "logger": LOGGERS,
+            "logger": loggers(tiny_workdir / "runs"),
         },
         "model": {"init_args": {"metrics": ["ce"]}},  # no METEOR JVM: the pages need no NLG scores
     }
@@ -73,7 +78,7 @@ def test_demo_run_writes_pages_and_a_wandb_sample_table(demo_run: Path) -> None:
     logged = {key[: -len("/_type")] for row in history_values(wandb_dir) for key, v in row.items() if v == "table-file"}
     assert logged == {"val/samples", "test/samples"}
     prefix = f"run-{record['id']}-"  # artifacts run-<id>-<key without '/'>-<random tag>
-    tables = {name[len(prefix) :].split("-")[0]: t for name, t in run_tables(wandb_dir).items() if name.startswith(prefix)}
+    tables = {name[len(prefix) :].split("-")[0]: t for name, t in run_tables(wandb_dir).items()}
     assert set(tables) == {"valsamples", "testsamples"}
     table, files = tables["testsamples"]
     assert table["columns"] == TABLE_COLUMNS

@@ -100,8 +100,10 @@ def test_sample_studies_pick_sorted_ids_with_views_and_labels(cxr: PhantomCXRDat
     assert [caption for caption, _ in first.pictures] == ["frontal", "lateral"]
     assert all(max(image.size) <= 48 and image.mode == "L" for _, image in first.pictures)
     # the raw stored pixels, shrunk (not the normalised model input): the same as the file, resized
-    stored = Image.open(cxr.image_root / cxr.datasets["test"].entries[cxr.datasets["test"].index_of(first.id)]["image_path"][0])
-    assert np.abs(np.asarray(first.pictures[0][1], float) - np.asarray(stored.convert("L").resize((48, 48)), float)).mean() < 8
+    dataset = cxr.datasets["test"]
+    stored = Image.open(cxr.image_root / dataset.entries[dataset.index_of(first.id)]["image_path"][0]).convert("L")
+    shown = np.asarray(first.pictures[0][1], float)
+    assert np.abs(shown - np.asarray(stored.resize((48, 48)), float)).mean() < 8
     assert first.prediction_labels is not None and first.reference_labels is not None
     assert first.prediction_labels[9] == 1  # "Small ... effusion": Pleural Effusion positive
     assert "Pleural Effusion" in first.disagreements() or first.reference_labels[9] == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,22 @@ def records(path: Path) -> Iterator[Any]:
             yield record
 
 
+def finished(run_dir: Path, timeout: float = 60.0) -> Path:
+    """The run's ``.wandb`` file once its ``exit`` record is written: ``wandb.finish()`` can return while the wandb
+    service is still writing the last records."""
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = list(run_dir.glob("run-*.wandb"))
+        if logs and any(r.WhichOneof("record_type") == "exit" for r in records(logs[0])):
+            return logs[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{run_dir}: no finished run-*.wandb after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 def run_tables(run_dir: Path) -> dict[str, tuple[dict[str, Any], dict[str, Path]]]:
     """Artifact name -> (the table JSON, manifest path -> local file) of every ``run_table`` artifact of the run."""
-    (log,) = run_dir.glob("run-*.wandb")
+    log = finished(run_dir)
     tables = {}
     for record in records(log):
         if record.WhichOneof("record_type") != "artifact" or record.artifact.type != "run_table":
@@ -60,9 +74,10 @@ def run_tables(run_dir: Path) -> dict[str, tuple[dict[str, Any], dict[str, Path]
 
 def history_values(run_dir: Path) -> list[dict[str, Any]]:
     """Each history row as ``{"a/b": value}`` (nested keys joined by ``/``, values decoded from JSON)."""
-    (log,) = run_dir.glob("run-*.wandb")
+    log = finished(run_dir)
     rows = []
     for record in records(log):
         if record.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
+            items = record.history.item
+            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items})
     return rows

@@ -77,7 +77,8 @@ def _study_html(study: SampleStudy) -> str:
         )
     else:
         labels = f'<p class="note labels">{escape(label_summary(study)[0])}</p>'
-    return f'<section class="study" id="{escape(study.id, quote=True)}"><h2>{escape(study.id)}</h2>{pictures}{reports}{labels}</section>'
+    heading = f'<section class="study" id="{escape(study.id, quote=True)}"><h2>{escape(study.id)}</h2>'
+    return f"{heading}{pictures}{reports}{labels}</section>"
 
 
 def render_page(studies: list[SampleStudy], title: str, note: str = "") -> str:

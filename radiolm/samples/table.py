@@ -50,4 +50,4 @@ def wandb_table(studies: list[SampleStudy]) -> Any:
     """A ``wandb.Table`` of the studies (:data:`TABLE_COLUMNS`)."""
     import wandb
 
-    return wandb.Table(columns=TABLE_COLUMNS, data=table_rows(studies))
+    return wandb.Table(columns=list[str | int](TABLE_COLUMNS), data=table_rows(studies))

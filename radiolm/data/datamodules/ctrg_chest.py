@@ -76,8 +76,8 @@ class VolumeStudyDataset(ReportDataset):
         config = self.transform.config
         low, high = config.window if config.intensity == "hu_window" else (float(array.min()), float(array.max()))
         scaled = np.clip((array - low) / max(high - low, 1e-6), 0.0, 1.0)
-        depth = array.shape[0]
-        picks = sorted({min(depth - 1, round((k + 1) * depth / (self.display_slices + 1))) for k in range(self.display_slices)})
+        depth, n = array.shape[0], self.display_slices
+        picks = sorted({min(depth - 1, round((k + 1) * depth / (n + 1))) for k in range(n)})
         return [(f"axial {z + 1}/{depth}", Image.fromarray(np.uint8(scaled[z] * 255))) for z in picks]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
