@@ -73,7 +73,7 @@ class StudyDataset(ReportDataset):
         return paths, list(entry.get("views") or ["frontal", "lateral"][: len(paths)])[: len(paths)]
 
     def pictures(self, index: int) -> list[tuple[str, Image.Image]]:
-        """The views the model sees, as stored (before resizing and normalisation), captioned by view name."""
+        """The views in the batch (the first ``max_views``), as stored (no resize or normalisation), by view name."""
         paths, views = self._views(self.entries[index])
         return [(view, load_image(self.image_root / p)) for p, view in zip(paths, views, strict=True)]
 
