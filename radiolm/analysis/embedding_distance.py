@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from radiolm.analysis.run import add_run_arguments, batches, load_run, output_dir
+from radiolm.wandb_run import log_analysis
 
 __all__ = ["distance_summary", "main", "min_token_distances", "run_distances"]
 
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     out = output_dir(args)
     (out / f"{NAME}.json").write_text(json.dumps(report, indent=2) + "\n")
     _plot(out / f"{NAME}.png", labels, [d for d, _ in results], edges, args.split)
+    log_analysis(NAME, args.run, out / f"{NAME}.png", out / f"{NAME}.json")
     for label, summary in report["configurations"].items():
         print(
             f"{label}: {summary['n']} embeddings of {summary['studies']} studies, min distance to a token: mean "

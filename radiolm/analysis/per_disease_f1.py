@@ -24,6 +24,7 @@ from torch import Tensor
 
 from radiolm.data.labels import CHEXPERT_14
 from radiolm.errors import RadioLMError
+from radiolm.wandb_run import log_analysis
 
 __all__ = ["abnormal_ratio", "main", "per_disease_f1", "plot_grouped_bars", "select_diseases"]
 
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     title = f"Per-disease F1 ({args.split}; abnormal ratio > {args.min_abnormal_ratio:.0%} in training)"
     plot_grouped_bars([*names, "Average"], series, out / "per-disease-f1.png", title)
     (out / "per-disease-f1.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    log_analysis("per-disease-f1", runs[0][1], out / "per-disease-f1.png", out / "per-disease-f1.json")
     header = "| disease | train ratio | " + " | ".join(series) + " |"
     print(header + "\n|---|---:|" + "---:|" * len(series))
     for k, g in enumerate([*names, "Average"]):

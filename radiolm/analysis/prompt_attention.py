@@ -28,6 +28,7 @@ from torch import Tensor
 from radiolm.batch import ReportBatch
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.parts.prompt import PromptInputs
+from radiolm.wandb_run import log_analysis
 
 __all__ = ["ForcedInputs", "main", "normalised_visual_attention", "teacher_forced_inputs"]
 
@@ -171,4 +172,5 @@ def main(argv: list[str] | None = None) -> None:
     (out / f"{NAME}.json").write_text(json.dumps(summary, indent=2))
     title = f"{run.run_dir.parent.name}/{run.run_dir.name}: attention to the soft visual prompt"
     plot(summary, title, out / f"{NAME}.png")
+    log_analysis(NAME, args.run, out / f"{NAME}.png", out / f"{NAME}.json")
     print(f"{NAME}: mean over layers {summary['mean']:.3f}; wrote {out / NAME}.png and .json")

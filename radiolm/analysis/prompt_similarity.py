@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from radiolm.wandb_run import log_analysis
+
 __all__ = ["cosine_matrix", "delta_ratio", "label_order", "main", "same_label_pairs"]
 
 NAME = "prompt-similarity"
@@ -145,4 +147,5 @@ def main(argv: list[str] | None = None) -> None:
     out = output_dir(args)
     (out / f"{NAME}.json").write_text(json.dumps(summary, indent=2))
     plot(sorted_similarity, stats, f"{run.run_dir.parent.name}/{run.run_dir.name}", out / f"{NAME}.png")
+    log_analysis(NAME, args.run, out / f"{NAME}.png", out / f"{NAME}.json")
     print(f"{NAME}: Δ = {stats['delta']:.4f} over {len(flat)} studies; wrote {out / NAME}.png and .json")

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from radiolm.data.labels import CHEXPERT_14
+from radiolm.wandb_run import log_analysis
 
 __all__ = ["average_confidence", "main", "split_by_outcome"]
 
@@ -149,4 +150,5 @@ def main(argv: list[str] | None = None) -> None:
     out = output_dir(args)
     (out / f"{NAME}.json").write_text(json.dumps(summary, indent=2))
     plot(groups, f"{run.run_dir.parent.name}/{run.run_dir.name}: AC of true vs false positives", out / f"{NAME}.png")
+    log_analysis(NAME, args.run, out / f"{NAME}.png", out / f"{NAME}.json")
     print(f"{NAME}: mean AC {summary['mean_confidence']:.3f} over {len(confidence)} reports; wrote {out / NAME}.png")

@@ -32,6 +32,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from radiolm.batch import ReportBatch
@@ -58,6 +59,7 @@ class ReportDataset(Dataset):
 
     def __init__(self, entries: list[dict[str, Any]]) -> None:
         self.entries = entries
+        self._index: dict[str, int] | None = None  # study id -> index, built on first use
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -68,6 +70,18 @@ class ReportDataset(Dataset):
     def reports(self) -> list[str]:
         """The reference text of every entry, in order (the lengths that bucketing sorts by)."""
         raise NotImplementedError
+
+    def index_of(self, study_id: str) -> int | None:
+        """The index of the entry whose ``id`` is ``study_id``; ``None`` when the split has no such study."""
+        if self._index is None or len(self._index) != len(self.entries):
+            self._index = {str(entry["id"]): i for i, entry in enumerate(self.entries)}
+        return self._index.get(str(study_id))
+
+    def pictures(self, index: int) -> list[tuple[str, Image.Image]]:
+        """What a person looks at for entry ``index``: ``(caption, 8-bit image)`` pairs read from the files, before
+        any model transform (X-ray views, CT slices), for sample pages. None by default (a data set without images).
+        """
+        return []
 
 
 class ReportDataModule(pl.LightningDataModule):

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
+from PIL import Image
 
 from radiolm.batch import ReportBatch
 from radiolm.data.datamodules.base import Entries, ReportDataModule, ReportDataset
@@ -60,8 +62,23 @@ class VolumeStudyDataset(ReportDataset):
         self.transform, self.labels = transform, labels
         self.domain, self.language = domain, language
 
+    display_slices = 4
+    """Axial slices per study on sample pages (:meth:`pictures`)."""
+
     def reports(self) -> list[str]:
         return [entry["report"] for entry in self.entries]
+
+    def pictures(self, index: int) -> list[tuple[str, Image.Image]]:
+        """:attr:`display_slices` axial slices at even depths of the volume as stored (no resize), with the
+        intensity mapping of the model's input (the preset's HU window, else per-volume min-max), as 8-bit
+        images captioned ``axial k/D``."""
+        array = read_volume(self.entries[index]["path"]).array
+        config = self.transform.config
+        low, high = config.window if config.intensity == "hu_window" else (float(array.min()), float(array.max()))
+        scaled = np.clip((array - low) / max(high - low, 1e-6), 0.0, 1.0)
+        depth, n = array.shape[0], self.display_slices
+        picks = sorted({min(depth - 1, round((k + 1) * depth / (n + 1))) for k in range(n)})
+        return [(f"axial {z + 1}/{depth}", Image.fromarray(np.uint8(scaled[z] * 255))) for z in picks]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         entry = self.entries[index]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from radiolm.batch import ReportBatch
 from radiolm.data.datamodules.base import Entries, ReportDataModule, ReportDataset
@@ -66,10 +67,19 @@ class StudyDataset(ReportDataset):
     def reports(self) -> list[str]:
         return [entry[self.report_key] for entry in self.entries]
 
+    def _views(self, entry: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """The image paths fed to the model and their view names."""
+        paths = entry["image_path"][: self.max_views]
+        return paths, list(entry.get("views") or ["frontal", "lateral"][: len(paths)])[: len(paths)]
+
+    def pictures(self, index: int) -> list[tuple[str, Image.Image]]:
+        """The views in the batch (the first ``max_views``), as stored (no resize or normalisation), by view name."""
+        paths, views = self._views(self.entries[index])
+        return [(view, load_image(self.image_root / p)) for p, view in zip(paths, views, strict=True)]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         entry = self.entries[index]
-        paths = entry["image_path"][: self.max_views]
-        views = list(entry.get("views") or ["frontal", "lateral"][: len(paths)])[: len(paths)]
+        paths, views = self._views(entry)
         images = torch.stack([self.transform(load_image(self.image_root / p)) for p in paths])
         labels = self.labels.get(entry["id"], [-1] * len(CHEXPERT_14))
         return {
