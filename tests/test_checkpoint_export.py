@@ -3,6 +3,7 @@ and ``radiolm analyze``; and checkpoints that DeepSpeed writes (ZeRO-2, frozen p
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -29,30 +30,44 @@ def safetensors_of(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]
         return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()  # noqa: SIM118
 
 
+BEST_OF_TRAIN_LOSS = {
+    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+    "init_args": {"monitor": "train/loss", "mode": "min", "save_top_k": 1, "save_last": True,
+                  "every_n_train_steps": 1, "filename": "best-{step}"},
+}  # fmt: skip
+"""A checkpoint callback that records a best without validation (the tiny overlay has none)."""
+
+
 def test_export_round_trips_a_demo_checkpoint(tiny_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Weights equal the checkpoint's trainable weights exactly; `lightning test` and `load_run` read the export."""
-    main(["fit", "-c", str(EXPERIMENT), *TINY, "--trainer.max_steps=2", "--trainer.default_root_dir=run",
-          "--test_after_fit=false"])  # fmt: skip
-    last = tiny_workdir / "run" / "checkpoints" / "last.ckpt"
+    """The best checkpoint the run recorded is exported; its weights equal the checkpoint's trainable weights
+    exactly; `lightning test` from the export gives the same metrics and predictions; `load_run` reads it."""
+    (tiny_workdir / "callbacks.yaml").write_text(yaml.safe_dump({"trainer": {"callbacks": [BEST_OF_TRAIN_LOSS]}}))
+    main(["fit", "-c", str(EXPERIMENT), *TINY, "-c", "callbacks.yaml", "--trainer.max_steps=3",
+          "--trainer.default_root_dir=run", "--test_after_fit=false"])  # fmt: skip
+    last = torch.load(tiny_workdir / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    (recorded,) = [s for k, s in last["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    best = Path(recorded["best_model_path"])
     capsys.readouterr()
     main(["checkpoint", "export", "run", "--out", "export"])
     out = capsys.readouterr().out
-    assert f"read {Path('run/checkpoints/last.ckpt')} (last; lightning, epoch " in out  # the demo keeps only last
-    assert ", step 2)" in out
+    assert f"read {best} (best (train/loss={float(recorded['best_model_score']):.4g}); lightning, epoch " in out
     export = tiny_workdir / "export"
 
-    saved = torch.load(last, map_location="cpu", weights_only=True)
+    saved = torch.load(best, map_location="cpu", weights_only=True)
     tensors, metadata = safetensors_of(export / "model.safetensors")
     assert tensors.keys() == saved["state_dict"].keys() and tensors
     assert all(torch.equal(tensors[k], v) for k, v in saved["state_dict"].items())
     assert not any(k.startswith("language_model.") for k in tensors)  # the frozen tiny LLM stays out
-    assert metadata["global_step"] == "2" and metadata["kind"] == "lightning"
+    assert metadata["global_step"] == str(saved["global_step"]) and metadata["kind"] == "lightning"
     assert (export / "config.yaml").read_bytes() == (tiny_workdir / "run" / "config.yaml").read_bytes()
     summary = json.loads((export / "export.json").read_text())
-    assert summary["which"] == "last" and summary["parameters"] == sum(t.numel() for t in tensors.values())
+    assert summary["which"].startswith("best") and summary["parameters"] == sum(t.numel() for t in tensors.values())
 
     # lightning test from the export gives the same test metrics and predictions as from the original checkpoint
-    for name, config, ckpt in (("orig", "run/config.yaml", last), ("exported", "export/config.yaml", "export/model.ckpt")):
+    for name, config, ckpt in (
+        ("orig", "run/config.yaml", best),
+        ("exported", "export/config.yaml", "export/model.ckpt"),
+    ):
         main(["test", "-c", config, f"--ckpt_path={ckpt}", f"--trainer.default_root_dir={name}"])
     for pattern in ("metrics-test-*.json", "predictions-test-*.jsonl"):
         (orig,), (exported,) = (list((tiny_workdir / n).glob(pattern)) for n in ("orig", "exported"))
@@ -66,24 +81,12 @@ def test_export_round_trips_a_demo_checkpoint(tiny_workdir: Path, capsys: pytest
     assert run.checkpoint.name == "model.safetensors"
     assert all(torch.equal(own[k], v) for k, v in tensors.items())
 
-
-def test_export_picks_the_best_checkpoint_the_run_recorded(tiny_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    callback = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                "init_args": {"monitor": "train/loss", "mode": "min", "save_top_k": 1, "save_last": True,
-                              "every_n_train_steps": 1, "filename": "best-{step}"}}  # fmt: skip
-    (tiny_workdir / "callbacks.yaml").write_text(yaml.safe_dump({"trainer": {"callbacks": [callback]}}))
-    main(["fit", "-c", str(EXPERIMENT), *TINY, "-c", "callbacks.yaml", "--trainer.max_steps=3",
-          "--trainer.default_root_dir=run", "--test_after_fit=false"])  # fmt: skip
-    last = torch.load(tiny_workdir / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
-    (state,) = [s for k, s in last["callbacks"].items() if k.startswith("ModelCheckpoint")]
-    capsys.readouterr()
-    main(["checkpoint", "export", "run", "--out", "export"])
-    out = capsys.readouterr().out
-    best = Path(state["best_model_path"])
-    assert f"read {best} (best (train/loss={float(state['best_model_score']):.4g})" in out
-    tensors, _ = safetensors_of(tiny_workdir / "export" / "model.safetensors")
-    expected = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-    assert all(torch.equal(tensors[k], v) for k, v in expected.items()) and tensors.keys() == expected.keys()
+    # without a best checkpoint the run's last one is exported, and the output says so
+    best.unlink()
+    main(["checkpoint", "export", "run", "--out", "export-last"])
+    assert f"read {Path('run/checkpoints/last.ckpt')} (last; lightning, epoch " in capsys.readouterr().out
+    tensors, _ = safetensors_of(tiny_workdir / "export-last" / "model.safetensors")
+    assert all(torch.equal(tensors[k], v) for k, v in last["state_dict"].items())
 
 
 def test_bad_paths_give_one_line_naming_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,3 +122,61 @@ def test_zero2_yaml_excludes_frozen_parameters_and_export_drops_deepspeed() -> N
     config = {"trainer": {"strategy": strategy, "max_steps": 3}}
     assert plain_strategy(config) and config["trainer"] == {"strategy": "auto", "max_steps": 3}
     assert plain_strategy({"trainer": {"strategy": "ddp"}}) == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs DeepSpeed (pip install .[deepspeed])")
+def test_deepspeed_zero2_checkpoint_is_trainable_only_and_exports(
+    tmp_path: Path, tiny_llm: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the CPU, what DeepSpeed allows: a ZeRO-2 engine takes a step, the strategy of deepspeed_zero2.yaml saves
+    (tests/deepspeed_cpu.py); the folder holds no frozen weight, loads back non-strictly into a fresh module, and
+    exports the same tensors as Lightning's own ZeRO conversion."""
+    env = {
+        **os.environ,
+        "DS_ACCELERATOR": "cpu",
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    port = str(29500 + os.getpid() % 1000)
+    script = [sys.executable, str(REPO / "tests" / "deepspeed_cpu.py"), str(tiny_llm), str(tmp_path), port]
+    done = subprocess.run(script, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "last.ckpt"
+    states = torch.load(tmp_path / "states.pt", map_location="cpu", weights_only=True)
+    trained, trainable = states["trained"], set(states["trainable"])
+    written = torch.load(folder / "checkpoint" / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=True)
+    assert not any(k.startswith("language_model.") for k in written["module"]) and not written["frozen_param_shapes"]
+    assert written["radiolm_trainable_only"] and written["global_step"] == 1  # Lightning's client state rides along
+    # lightning test's path: strict_loading is off under exclude_frozen_parameters; every weight comes back
+    assert states["strict_loading"] is False
+    assert all(torch.equal(v, states["loaded"][k]) for k, v in trained.items())
+
+    weights = read_trainable_weights(folder)
+    buffers = {k for k in written["buffer_names"] if not k.startswith("language_model.")}
+    assert weights.kind == "deepspeed" and weights.state_dict.keys() == trainable | buffers and buffers
+    assert all(torch.equal(v, trained[k]) for k, v in weights.state_dict.items())
+
+    from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
+
+    converted = convert_zero_checkpoint_to_fp32_state_dict(folder, tmp_path / "lightning.pt")["state_dict"]
+    assert all(torch.equal(converted[k], weights.state_dict[k]) for k in trainable)
+
+    config = {"trainer": {"strategy": yaml.safe_load((REPO / "experiments/_base/deepspeed_zero2.yaml").read_text())}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    main(
+        [
+            "checkpoint",
+            "export",
+            str(folder),
+            "--out",
+            str(tmp_path / "export"),
+            "--config",
+            str(tmp_path / "config.yaml"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert f"read {folder} (as given; deepspeed, epoch 0, step 1)" in out and "-> auto" in out
+    tensors, _ = safetensors_of(tmp_path / "export" / "model.safetensors")
+    assert tensors.keys() == weights.state_dict.keys()
+    assert all(torch.equal(tensors[k], v) for k, v in weights.state_dict.items())
+    assert yaml.safe_load((tmp_path / "export" / "config.yaml").read_text())["trainer"]["strategy"] == "auto"
