@@ -23,6 +23,7 @@ from .conftest import CONF, REPO
 
 EXPERIMENT = REPO / "experiments" / "demo.yaml"
 TINY = ["-c", str(CONF / "demo.yaml"), "--trainer.fast_dev_run=false", "--trainer.logger=false"]
+TINY += ["--model.init_args.metrics=[ce]", "--model.init_args.decoding.max_new_tokens=8"]  # no METEOR JVM per test
 
 
 def safetensors_of(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -180,3 +181,38 @@ def test_deepspeed_zero2_checkpoint_is_trainable_only_and_exports(
     assert tensors.keys() == weights.state_dict.keys()
     assert all(torch.equal(tensors[k], v) for k, v in weights.state_dict.items())
     assert yaml.safe_load((tmp_path / "export" / "config.yaml").read_text())["trainer"]["strategy"] == "auto"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs DeepSpeed (pip install .[deepspeed])")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="DeepSpeedStrategy runs on CUDA only")
+def test_dia_llama_zero2_fit_writes_trainable_only_and_test_reads_it(tiny_workdir: Path) -> None:
+    """Two ZeRO-2 steps of the tiny Dia-LLaMA (LoRA LLM, 3D encoder) with the strategy of its experiment: the folder
+    holds only trainable weights (LoRA yes, base LLM no); `lightning test --ckpt_path` reads it back, and so does the
+    export."""
+    experiment = [
+        "-c", str(REPO / "experiments" / "dia_llama.yaml"), "-c", str(CONF / "dia_llama.yaml"),
+        f"--trainer.strategy={REPO / 'experiments' / '_base' / 'deepspeed_zero2.yaml'}",
+        "--trainer.accelerator=gpu", "--trainer.devices=1", "--trainer.precision=32-true",
+        "--trainer.fast_dev_run=false", "--trainer.logger=false",
+    ]  # fmt: skip
+    callbacks = {"trainer": {"callbacks": [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                                            "init_args": {"save_last": True, "save_top_k": 0}}]}}  # fmt: skip
+    (tiny_workdir / "callbacks.yaml").write_text(yaml.safe_dump(callbacks))
+    main(["fit", *experiment, "-c", "callbacks.yaml", "--trainer.max_steps=2", "--trainer.default_root_dir=run",
+          "--test_after_fit=false"])  # fmt: skip
+    folder = tiny_workdir / "run" / "checkpoints" / "last.ckpt"
+    assert folder.is_dir()
+    written = torch.load(folder / "checkpoint" / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=True)
+    trainable = {name for group in written["param_shapes"] for name in group}
+    assert set(written["module"]) <= trainable | set(written["buffer_names"]) and not written["frozen_param_shapes"]
+    assert any("lora_" in k for k in trainable) and not any("base_layer" in k for k in written["module"])
+
+    main(["test", *experiment, f"--ckpt_path={folder}", "--trainer.default_root_dir=tested"])
+    assert list((tiny_workdir / "tested").glob("metrics-test-*.json"))
+    main(["checkpoint", "export", "run", "--out", "export"])
+    tensors, _ = safetensors_of(tiny_workdir / "export" / "model.safetensors")
+    assert trainable <= tensors.keys()
+    assert all(torch.equal(tensors[k], written["module"][k].float().cpu()) for k in trainable)
+    main(["test", "-c", "export/config.yaml", "--ckpt_path=export/model.ckpt", "--trainer.default_root_dir=exported"])
+    assert list((tiny_workdir / "exported").glob("metrics-test-*.json"))

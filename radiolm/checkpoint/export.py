@@ -9,7 +9,7 @@ writes; :mod:`radiolm.checkpoint.read`). DIR gets:
 * ``model.ckpt``: the same tensors as a minimal Lightning checkpoint (``state_dict`` + ``radiolm_trainable_only``,
   no optimizer), so that ``lightning test|validate|predict -c DIR/config.yaml --ckpt_path DIR/model.ckpt`` loads it
   as it loads any checkpoint of the suite (frozen parts from their pretrained source). It cannot resume a ``fit``;
-* ``config.yaml``: the run's resolved config (what LightingCLI saved next to ``checkpoints/``); a DeepSpeed
+* ``config.yaml``: the run's resolved config (what LightningCLI saved next to ``checkpoints/``); a DeepSpeed
   ``trainer.strategy`` becomes ``auto``, since the export is a plain checkpoint;
 * ``export.json``: what was read and written, and the counts.
 
