@@ -100,6 +100,14 @@ COMMANDS: dict[str, Command | Group] = {
         "radiolm.metrics.commands.label:main", "CheXpert-14 labels of a report file; the labeler's agreement"
     ),
     "assets": Command("radiolm.assets:main", "prepare the built-in offline models"),
+    "checkpoint": Group(
+        "a run's checkpoints",
+        {
+            "export": Command(
+                "radiolm.checkpoint.export:main", "trainable weights as safetensors + the run's config (any checkpoint)"
+            ),
+        },
+    ),
 }
 """The command table: name -> :class:`Command` or :class:`Group`, in the order ``--help`` lists them."""
 

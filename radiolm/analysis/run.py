@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from jsonargparse import ArgumentParser
 
 from radiolm.batch import ReportBatch
+from radiolm.checkpoint.export import EXPORT_FILES
+from radiolm.checkpoint.read import is_deepspeed_checkpoint, read_trainable_weights
 from radiolm.data.datamodules.base import ReportDataModule
 from radiolm.errors import RadioLMError
 from radiolm.methods.base import ReportGenerationModule
@@ -51,15 +52,20 @@ def output_dir(args: argparse.Namespace) -> Path:
 
 
 def find_checkpoint(run_dir: Path, ckpt: str = "best") -> Path:
-    """``best`` (newest ``best-*.ckpt``, else ``last.ckpt``), ``last``, or a path."""
+    """``best`` (newest ``best-*.ckpt``, else ``last.ckpt``), ``last``, or a path (a file or a DeepSpeed folder).
+
+    An export folder (``radiolm checkpoint export``: no ``checkpoints/``) gives its ``model.safetensors``."""
     if ckpt not in ("best", "last"):
         path = Path(ckpt)
-        if not path.is_file():
+        if not path.is_file() and not is_deepspeed_checkpoint(path):
             raise RadioLMError(f"--ckpt {ckpt}: no such checkpoint file")
         return path
     folder = run_dir / "checkpoints"
+    exported = run_dir / EXPORT_FILES["weights"]
+    if not folder.is_dir() and exported.is_file():
+        return exported
     candidates = sorted(folder.glob("best*.ckpt"), key=lambda p: p.stat().st_mtime) if ckpt == "best" else []
-    candidates = candidates or [p for p in [folder / "last.ckpt"] if p.is_file()]
+    candidates = candidates or [p for p in [folder / "last.ckpt"] if p.exists()]
     if not candidates:
         raise RadioLMError(
             f"{folder}: no {'best-*.ckpt or ' if ckpt == 'best' else ''}last.ckpt; pass --ckpt PATH, or train with the "
@@ -96,7 +102,9 @@ def load_run(run_dir: str | Path, ckpt: str = "best", data_overrides: dict[str, 
     if model.image_transform is not None:
         datamodule.image_transform = model.image_transform
     checkpoint_path = find_checkpoint(run_dir, ckpt)
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)  # our own run's file
+    # a .ckpt, a DeepSpeed folder or an export's safetensors: the trainable weights, the frozen rest as built
+    state = read_trainable_weights(checkpoint_path).state_dict
+    checkpoint: dict[str, Any] = {"state_dict": state, "radiolm_trainable_only": True}
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()

@@ -148,10 +148,27 @@ class ReportGenerationModule(pl.LightningModule):
         checkpoint["radiolm_trainable_only"] = True
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Frozen weights come from the freshly built module (its pretrained source); the rest from the file."""
-        if checkpoint.get("radiolm_trainable_only"):
+        """Frozen weights come from the freshly built module (its pretrained source); the rest from the file.
+
+        Under DeepSpeed ``checkpoint`` is the client state without ``state_dict``: the engine has loaded the weights
+        already (non-strictly, see :attr:`strict_loading`), and nothing is left to do here."""
+        if checkpoint.get("radiolm_trainable_only") and "state_dict" in checkpoint:
             own = self.state_dict()
             checkpoint["state_dict"] = {**own, **checkpoint["state_dict"]}
+
+    @property
+    def strict_loading(self) -> bool:
+        """Strict (every key must match), except under a DeepSpeed strategy with ``exclude_frozen_parameters``
+        (``experiments/_base/deepspeed_zero2.yaml``): its checkpoint folder lacks the frozen weights, and the engine
+        loads it into the module as built, whose frozen parts came from their pretrained source."""
+        strategy = getattr(getattr(self, "_trainer", None), "strategy", None)
+        if getattr(strategy, "exclude_frozen_parameters", False):
+            return False
+        return self._strict_loading in (None, True)
+
+    @strict_loading.setter
+    def strict_loading(self, strict_loading: bool) -> None:
+        self._strict_loading = strict_loading
 
     # -- evaluation ---------------------------------------------------------------------------------------------
     def validation_step(self, batch: ReportBatch, batch_idx: int) -> None:
