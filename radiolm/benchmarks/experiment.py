@@ -15,6 +15,7 @@ import argparse
 import json
 import resource
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ def build(cli_args: list[str], random_weights: bool, trainer_kwargs: dict[str, A
         "max_epochs": -1,
         **trainer_kwargs,
     }
+    # LightningCLI warns when it gets args while sys.argv holds others: here they are ours on purpose
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli = _BenchCLI(cli_args, random_weights, timing)
     configs = [str(c) for c in (cli.config.get("config") or [])]
     return Bench(cli.model, cli.datamodule, cli.trainer, configs, cli.weight_notes or ["pretrained"])
@@ -242,10 +245,11 @@ def _cpu_name() -> str:
 
 
 def params(model: Any) -> dict[str, int]:
-    """Trainable and total parameter counts."""
+    """Trainable and total parameter counts, and the language model's trainable ones (LoRA)."""
     return {
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "total_params": sum(p.numel() for p in model.parameters()),
+        "llm_trainable_params": sum(p.numel() for p in model.language_model.parameters() if p.requires_grad),
     }
 
 
