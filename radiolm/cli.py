@@ -97,7 +97,7 @@ COMMANDS: dict[str, Command | Group] = {
                 "radiolm.benchmarks.generate:main", "generation reports/s of -c EXP.yaml with its decoding settings"
             ),
             "dia-llama-step": Command(
-                "radiolm.benchmarks.dia_llama_step:main", "bench train on dia_llama.yaml: 7B + 3D ViT steps under ZeRO-2"
+                "radiolm.benchmarks.dia_llama_step:main", "bench train on dia_llama.yaml: 7B + 3D ViT, ZeRO-2"
             ),
         },
     ),

@@ -126,7 +126,7 @@ def test_random_weights_unknown_model_says_what_to_do() -> None:
     from radiolm.benchmarks.random_weights import random_llm_folder
     from radiolm.errors import RadioLMError
 
-    with pytest.raises(RadioLMError, match="point language_model.init_args.name_or_path at a folder"):
+    with pytest.raises(RadioLMError, match=r"point language_model\.init_args\.name_or_path at a folder"):
         random_llm_folder("someone/unknown-13b")
 
 

@@ -75,7 +75,8 @@ def train_argv(args: argparse.Namespace, tiny_llm: Path | None = None) -> list[s
     argv += [f"--data.init_args.batch_size={args.batch_size}"]
     argv += [f"{model}.prompt.init_args.max_report_tokens={args.report_tokens}"]
     if tiny_llm is not None:
-        argv += [f"{model}.language_model.init_args.name_or_path={tiny_llm}", f"{model}.visual_mapper.init_args.depth=1"]
+        argv.append(f"{model}.language_model.init_args.name_or_path={tiny_llm}")
+        argv.append(f"{model}.visual_mapper.init_args.depth=1")
         for key, value in TINY_VIT.items():
             argv.append(f"{model}.volume_encoder.init_args.{key}={str(value).replace(' ', '')}")
     if args.out:

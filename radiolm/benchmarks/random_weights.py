@@ -25,7 +25,7 @@ from typing import Any
 from radiolm.assets import BUILTIN_LANGUAGE_MODELS, cache_dir, resolve_language_model
 from radiolm.errors import RadioLMError
 
-__all__ = ["KNOWN_LANGUAGE_MODELS", "KNOWN_VISION_ENCODERS", "STAND_IN_TOKENIZER", "randomize", "random_llm_folder"]
+__all__ = ["KNOWN_LANGUAGE_MODELS", "KNOWN_VISION_ENCODERS", "STAND_IN_TOKENIZER", "random_llm_folder", "randomize"]
 
 _LLAMA2_7B: dict[str, Any] = {
     "model_type": "llama",
