@@ -80,14 +80,17 @@ def test_bench_r2gengpt_random_weights_synthetic(
     assert "beams 3, new tokens 80-120" in table
 
 
-def test_random_weights_known_architectures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hub ids without a download become their architecture: Llama-2-7B's config folder, Swin-B's model type."""
+def test_random_weights_known_architectures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_llm: Path) -> None:
+    """Hub ids without a download become their architecture: Llama-2-7B's config folder (with the stand-in
+    tokenizer, here the tiny one), Swin-B's model type."""
     from jsonargparse import Namespace
     from transformers import AutoConfig
 
+    from radiolm.benchmarks import random_weights
     from radiolm.benchmarks.random_weights import randomize
 
     monkeypatch.setenv("RADIOLM_CACHE", str(tmp_path))
+    monkeypatch.setattr(random_weights, "STAND_IN_TOKENIZER", str(tiny_llm))  # SmolLM2 would be converted again
     config = Namespace(
         model=Namespace(
             class_path="radiolm.methods.R2GenGPT",
@@ -110,13 +113,14 @@ def test_random_weights_known_architectures(tmp_path: Path, monkeypatch: pytest.
         )
     )
     notes = randomize(config)
-    assert len(notes) == 2
+    assert len(notes) == 2 and "architecture from the suite's table" in notes[0]
     llm = config.model.init_args.language_model.init_args
     assert llm.pretrained is False and Path(llm.name_or_path).parent == tmp_path / "random-weights"
     llama = AutoConfig.from_pretrained(llm.name_or_path)
     assert (llama.model_type, llama.hidden_size, llama.num_hidden_layers, llama.intermediate_size) == (
         "llama", 4096, 32, 11008,
     )  # fmt: skip
+    assert llama.vocab_size == 32000  # the tiny tokenizer's 320 ids fit: no growth
     swin = config.model.init_args.vision_encoder.init_args
     assert (swin.name, swin.backend, swin.pretrained) == ("swin", "hf", False)
     assert swin.model_kwargs["depths"] == [2, 2, 18, 2] and swin.model_kwargs["embed_dim"] == 128
