@@ -155,4 +155,4 @@ def test_bench_r2gengpt_shallow_on_gpu(tmp_path: Path, capsys: pytest.CaptureFix
         result = json.loads(out.read_text())
         print(capsys.readouterr().out)
         assert result[speed] > 0 and result["machine"]["accelerator"] == "cuda"
-        assert result["peak_memory_gib"] > 13  # the 7B LLM's bf16 weights alone
+        assert result["peak_memory_gib"] > 12.5  # the 7B LLM's bf16 weights alone are 12.6 GiB
