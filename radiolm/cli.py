@@ -88,10 +88,16 @@ COMMANDS: dict[str, Command | Group] = {
     "table": Command("radiolm.tables:main", "run a paper's table grid and write it as markdown"),
     "baseline": Command("radiolm.metrics.commands.baseline:main", "score the most common training report"),
     "bench": Group(
-        "GPU benchmarks with the papers' shapes (step time, peak memory)",
+        "an experiment's speed at its real shapes: samples/s, reports/s, peak memory, padding share",
         {
+            "train": Command(
+                "radiolm.benchmarks.train:main", "training samples/s of -c EXP.yaml (--random-weights: no download)"
+            ),
+            "generate": Command(
+                "radiolm.benchmarks.generate:main", "generation reports/s of -c EXP.yaml with its decoding settings"
+            ),
             "dia-llama-step": Command(
-                "radiolm.benchmarks.dia_llama_step:main", "Dia-LLaMA: 7B LLaMA-2 + 3D ViT training steps under ZeRO-2"
+                "radiolm.benchmarks.dia_llama_step:main", "bench train on dia_llama.yaml: 7B + 3D ViT, ZeRO-2"
             ),
         },
     ),

@@ -1,1 +1,2 @@
-"""Benchmarks of real model shapes with random weights (step time, peak memory), run as ``python -m``."""
+"""``radiolm bench train|generate``: an experiment's speed at its real shapes (samples/s, reports/s, peak memory,
+padding share), optionally with random weights; ``radiolm bench dia-llama-step`` is one case of ``train``."""
