@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "tests" / "conf"
 """The tiny-model overlay of each experiment: ``radiolm fit -c experiments/X.yaml -c tests/conf/X.yaml``."""
 
+
 @pytest.fixture(autouse=True)
 def _radiolm_logger_as_found():
     """A CLI run in-process gives the ``radiolm`` logger its stderr handler and stops propagation (no duplicate lines
