@@ -11,7 +11,7 @@ TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run)
 	table-dia-llama table-dia-llama-phantom
 
 help:  ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-28s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-28s %s\n", $$1, $$2}'
 
 setup:  ## install everything a fresh machine needs (torch 2.14.1 + torchvision 0.29.1, the suite, offline assets)
 	$(PIP) install torch==2.14.1 torchvision==0.29.1
