@@ -28,7 +28,7 @@ from radiolm.errors import RadioLMError
 from radiolm.lightning_cli import RadioLMCLI
 from radiolm.precision import cpu_has_native_bf16
 
-__all__ = ["Bench", "PaddingMeter", "batches", "build", "parser", "peak_memory", "report"]
+__all__ = ["Bench", "PaddingMeter", "batches", "build", "measured", "parser", "peak_memory", "report"]
 
 DATA_CHOICES = ("auto", "experiment", "synthetic")
 
@@ -209,6 +209,20 @@ def peak_memory() -> tuple[float, str]:
         return torch.cuda.max_memory_allocated() / 2**30, "torch.cuda.max_memory_allocated"
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return kib / 2**20, "peak RSS of the process (getrusage)"
+
+
+def measured(times: list[float], meter: PaddingMeter) -> dict[str, Any]:
+    """The figures ``train`` and ``generate`` share: batch times, peak memory and the LLM input's padding."""
+    memory, kind = peak_memory()
+    return {
+        "steps_timed": len(times),
+        "batch_s_mean": sum(times) / len(times),
+        "batch_s_min": min(times),
+        "peak_memory_gib": memory,
+        "peak_memory_kind": kind,
+        "padding_share": meter.share,
+        "llm_tokens_per_sample": meter.tokens_per_row,
+    }
 
 
 def synchronize() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
-from radiolm.benchmarks.experiment import PaddingMeter, batches, build, machine, params, parser, peak_memory, report
+from radiolm.benchmarks.experiment import PaddingMeter, batches, build, machine, measured, params, parser, report
 from radiolm.benchmarks.experiment import synchronize as _sync
 
 __all__ = ["benchmark", "main"]
@@ -56,7 +56,6 @@ def benchmark(args: argparse.Namespace, cli_args: list[str]) -> dict[str, Any]:
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
                 sizes.append(len(texts))
-    memory, kind = peak_memory()
     decoding = model.decoding
     steps = 1 + meter.decode_steps / max(1, meter.prefills)  # the prefill gives the first new token
     return {
@@ -67,14 +66,8 @@ def benchmark(args: argparse.Namespace, cli_args: list[str]) -> dict[str, Any]:
         "machine": machine(trainer),
         "batch_size": batch_size,
         "warmup": args.warmup,
-        "steps_timed": len(times),
         "reports_per_s": sum(sizes) / sum(times),
-        "batch_s_mean": sum(times) / len(times),
-        "batch_s_min": min(times),
-        "peak_memory_gib": memory,
-        "peak_memory_kind": kind,
-        "padding_share": meter.share,
-        "llm_tokens_per_sample": meter.tokens_per_row,
+        **measured(times, meter),
         "decoding_steps_per_batch": steps,
         "extra": {
             "decoding": f"beams {decoding.num_beams}, new tokens {decoding.min_new_tokens}-{decoding.max_new_tokens}",

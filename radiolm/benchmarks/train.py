@@ -20,7 +20,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from radiolm.benchmarks.experiment import PaddingMeter, batches, build, machine, params, parser, peak_memory, report
+from radiolm.benchmarks.experiment import PaddingMeter, batches, build, machine, measured, params, parser, report
 from radiolm.benchmarks.experiment import synchronize as _sync
 from radiolm.errors import RadioLMError
 
@@ -61,7 +61,6 @@ def benchmark(args: argparse.Namespace, cli_args: list[str]) -> dict[str, Any] |
         raise RadioLMError(f"radiolm bench train: only {len(timer.times)} batches ran; lower --warmup ({args.warmup})")
     if bench.trainer.global_rank != 0:
         return None
-    memory, kind = peak_memory()
     return {
         "mode": "train",
         "configs": bench.configs,
@@ -70,14 +69,8 @@ def benchmark(args: argparse.Namespace, cli_args: list[str]) -> dict[str, Any] |
         "machine": machine(bench.trainer),
         "batch_size": batch_size,
         "warmup": args.warmup,
-        "steps_timed": len(times),
         "samples_per_s": sum(sizes) * bench.trainer.world_size / sum(times),
-        "batch_s_mean": sum(times) / len(times),
-        "batch_s_min": min(times),
-        "peak_memory_gib": memory,
-        "peak_memory_kind": kind,
-        "padding_share": meter.share,
-        "llm_tokens_per_sample": meter.tokens_per_row,
+        **measured(times, meter),
         **params(bench.model),
     }
 
