@@ -29,14 +29,19 @@ from .conftest import CONF, REPO
 KEY = "a" * 40  # the shape of a W&B API key; never sent anywhere (no run is started with it)
 
 
+def _clear_choice(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WANDB_MODE unset, no API key: empty W&B settings and .netrc under ``root``."""
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_DIR", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(root / "wandb-config"))
+    (root / "netrc").write_text("")
+    monkeypatch.setenv("NETRC", str(root / "netrc"))
+
+
 @pytest.fixture()
 def no_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No mode chosen, no API key: WANDB_MODE unset, empty settings and .netrc in ``tmp_path`` (the cwd)."""
-    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_DIR", "WANDB_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    (tmp_path / "netrc").write_text("")
-    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    _clear_choice(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -164,11 +169,7 @@ def run_demo(workdir: Path) -> None:
 
 @pytest.fixture()
 def demo_workdir(tiny_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_DIR", "WANDB_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tiny_workdir / "wandb-config"))
-    (tiny_workdir / "netrc").write_text("")
-    monkeypatch.setenv("NETRC", str(tiny_workdir / "netrc"))
+    _clear_choice(tiny_workdir, monkeypatch)
     return tiny_workdir
 
 
