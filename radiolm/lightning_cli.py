@@ -209,4 +209,25 @@ def main(argv: list[str] | None = None) -> None:
         argv: The command line after the program name, subcommand first (``["fit", "-c", ...]``); ``None``:
             LightningCLI reads ``sys.argv``.
     """
-    RadioLMCLI(args=argv)
+    before = _active_wandb_run()
+    failed = True
+    try:
+        RadioLMCLI(args=argv)
+        failed = False
+    finally:
+        _finish_wandb_run_started_since(before, failed)
+
+
+def _active_wandb_run() -> Any:
+    """W&B's active run, without importing wandb (not imported: no run)."""
+    wandb = sys.modules.get("wandb")
+    return getattr(wandb, "run", None) if wandb is not None else None
+
+
+def _finish_wandb_run_started_since(before: Any, failed: bool) -> None:
+    """Finish the W&B run this command's WandbLogger started; one that was active before (a sweep agent's) is the
+    caller's. Lightning never finishes its run, and W&B's default ``wandb.init`` returns the still-active run, so a
+    second command in the same process (a notebook, ``wandb.agent(function=...)``) would log into the first's run."""
+    run = _active_wandb_run()
+    if run is not None and run is not before:
+        run.finish(exit_code=1 if failed else 0)

@@ -19,6 +19,7 @@ from radiolm.metrics.nlg import (
     meteor_statistics,
     prepare_texts,
     segment_chinese,
+    shared_nlg_scorer,
 )
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs java")
@@ -130,6 +131,21 @@ def test_chinese_reports_are_segmented_into_words() -> None:
     assert unsegmented["bleu1"] == pytest.approx(0, abs=1e-9)  # one "word" per report, and they differ
     with pytest.raises(ValueError, match="1 languages for 2 texts"):
         prepare_texts(["a", "b"], ["en"])
+
+
+@needs_java
+def test_one_meteor_jvm_per_process_replaced_when_it_stops() -> None:
+    """Every evaluation in a process (each epoch's validation, the test, a table's rows) asks one JVM."""
+    from radiolm.metrics.evaluate import evaluate_records
+
+    first = shared_nlg_scorer()
+    assert shared_nlg_scorer() is first and not first.closed
+    records = [{"id": "a", "prediction": "no effusion .", "reference": "no effusion ."}]
+    assert evaluate_records(records, metrics=["nlg"])["meteor"] == pytest.approx(1.0, abs=0.01)
+    assert shared_nlg_scorer() is first and not first.closed  # evaluate used it and left it running
+    first.close()
+    second = shared_nlg_scorer()
+    assert second is not first and second(["no effusion ."], ["no effusion ."])["meteor"] > 0.9
 
 
 def test_meteor_without_java_is_unavailable_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,8 @@ from radiolm.errors import RadioLMError
 from radiolm.loggers import WandbLogger, resolve_wandb_mode
 
 from .conftest import CONF, REPO
+from .wandb_records import finished
+from .wandb_records import records as read_records
 
 KEY = "a" * 40  # the shape of a W&B API key; never sent anywhere (no run is started with it)
 
@@ -128,28 +128,6 @@ def test_mode_in_config_wins(no_choice: Path, monkeypatch: pytest.MonkeyPatch) -
 # -- a real run through the CLI ---------------------------------------------------------------------------------
 
 
-def wandb_records(path: Path) -> Iterator[Any]:
-    """The records of a ``.wandb`` file: W&B's LevelDB-style log (32 KiB blocks, 7-byte chunk headers) of
-    ``wandb.proto`` ``Record`` messages. The framing is read here because wandb 0.31 has no Python reader."""
-    from wandb.proto import wandb_internal_pb2
-
-    data, block = path.read_bytes(), 32768
-    assert data[:4] == b":W&B", f"{path}: not a W&B transaction log"
-    pos, chunks = 7, b""
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # the rest of a block too short for a header is padding
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        chunks += data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # full, or last chunk of a record
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(chunks)
-            chunks = b""
-            yield record
-
-
 DEMO = ["-c", str(REPO / "experiments" / "demo.yaml"), "-c", str(CONF / "demo.yaml")]
 ONE_BATCH = ["--trainer.fast_dev_run=false", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1"]
 """The demo with its tiny overlay: one batch of fit with the loggers on (``fast_dev_run`` would replace them)."""
@@ -158,13 +136,7 @@ ONE_BATCH = ["--trainer.fast_dev_run=false", "--trainer.max_epochs=1", "--traine
 def run_demo(workdir: Path) -> None:
     """The demo's fit through the real CLI, without test (it adds nothing to W&B's config; its METEOR JVM would
     cost most of the time)."""
-    try:
-        main(["fit", *DEMO, *ONE_BATCH, "--test_after_fit=false"])
-    finally:
-        import wandb
-
-        wandb.finish()  # Lightning leaves the run open
-        wandb.teardown()  # and W&B's service process writes the run's file until it stops
+    main(["fit", *DEMO, *ONE_BATCH, "--test_after_fit=false"])
 
 
 @pytest.fixture()
@@ -173,15 +145,16 @@ def demo_workdir(tiny_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tiny_workdir
 
 
-@pytest.mark.slow  # passes alone; in the full default run the W&B service left by earlier tests leaves the
-# offline .wandb file unfinished (seen 2026-12-03): run with `pytest -m slow` until that is fixed
 def test_fresh_run_without_a_choice_writes_an_offline_wandb_run_with_the_resolved_config(demo_workdir: Path) -> None:
+    import wandb
+
     run_demo(demo_workdir)
+    assert wandb.run is None  # the command finished the run its logger started
     assert "WANDB_MODE" not in os.environ
-    (log,) = (demo_workdir / "runs" / "wandb").glob("offline-run-*/run-*.wandb")
-    records = list(wandb_records(log))
+    (run_dir,) = (demo_workdir / "runs" / "wandb").glob("offline-run-*")
+    records = list(read_records(finished(run_dir)))
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"] or [
-        pytest.fail(f"{log} ({log.stat().st_size} bytes): {[r.WhichOneof('record_type') for r in records]}")
+        pytest.fail(f"{run_dir}: {[r.WhichOneof('record_type') for r in records]}")
     ]
     assert run.display_name == "demo"  # the experiment's name, as runs/demo/version_0
     config = {u.key: json.loads(u.value_json) for u in run.config.update if u.key != "_wandb"}
@@ -205,3 +178,37 @@ def test_disabled_run_writes_no_wandb_files_and_names_the_run_after_the_table_ro
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert (demo_workdir / "runs" / "grid" / "row-a" / "version_0" / "config.yaml").is_file()  # the CSV run
     assert not (demo_workdir / "runs" / "wandb").exists() and not (demo_workdir / "wandb").exists()
+
+
+def test_each_command_finishes_the_run_it_started_and_leaves_the_caller_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two commands in one process (a notebook, ``wandb.agent(function=...)``) log into two W&B runs; a run that was
+    active before the command is the caller's to finish; a failed command's run ends with exit code 1."""
+    import wandb
+
+    from radiolm import lightning_cli
+
+    started: list[Any] = []
+
+    def fake_cli(args: list[str]) -> None:  # what a WandbLogger does when the trainer first logs
+        started.append(wandb.init(project="radiolm", dir=str(tmp_path), mode="offline"))
+        if args == ["fail"]:
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(lightning_cli, "RadioLMCLI", fake_cli)
+    lightning_cli.main(["one"])
+    lightning_cli.main(["two"])
+    assert wandb.run is None and started[0].id != started[1].id
+    with pytest.raises(RuntimeError, match="boom"):
+        lightning_cli.main(["fail"])
+    assert wandb.run is None
+    exits = [r.exit.exit_code for r in read_records(finished(Path(started[2].dir).parent)) if r.HasField("exit")]
+    assert exits == [1]
+
+    caller = wandb.init(project="radiolm", dir=str(tmp_path), mode="offline")
+    try:
+        lightning_cli.main(["inside"])  # W&B returns the active run: the logger logs into the caller's run
+        assert started[-1] is caller and wandb.run is caller
+    finally:
+        caller.finish()

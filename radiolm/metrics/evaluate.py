@@ -25,7 +25,7 @@ from typing import Any
 from radiolm.errors import DataError, MissingAssetError, RadioLMError
 from radiolm.metrics.bootstrap import Resampler, bootstrap_intervals, ce_resampler, mean_resampler
 from radiolm.metrics.clinical import Labeler, clinical_efficacy
-from radiolm.metrics.nlg import NLG_METRICS, NLGScorer, sentence_bleu
+from radiolm.metrics.nlg import NLG_METRICS, NLGScorer, sentence_bleu, shared_nlg_scorer
 
 __all__ = [
     "METRIC_FAMILIES",
@@ -67,8 +67,8 @@ class MetricOptions:
         bertscore_layers: BERTScore layer (``None``: the model's default).
         bertscore_baseline: Baseline file for rescaling BERTScore (``None``: no rescaling).
         radgraph_model: RadGraph model folder (``None``: the ``radgraph`` package's default, when installed).
-        nlg_scorer: A running :class:`~radiolm.metrics.nlg.NLGScorer` to reuse (its METEOR JVM); ``None``: one is
-            started and closed per call.
+        nlg_scorer: A running :class:`~radiolm.metrics.nlg.NLGScorer` to reuse (its METEOR JVM); ``None``: the process's
+            :func:`~radiolm.metrics.nlg.shared_nlg_scorer`.
     """
 
     labeler: str | Labeler = "rules"
@@ -328,23 +328,19 @@ def evaluate(
         log.warning("radiolm: %d of %d predictions are empty (scored as empty)", result.n_empty_predictions, result.n)
     resamplers: list[Resampler] = []
     labeler = make_labeler(options) if "ce" in metrics else None  # a bad labeler setting fails before any work
-    scorer = (options.nlg_scorer or NLGScorer()) if "nlg" in metrics else None  # the JVM loads during CE
-    try:
-        if labeler is not None:
-            labels = labeler([*predictions, *references])
-            if len(labels) != 2 * len(records):
-                raise ValueError(f"the labeler returned {len(labels)} label rows for {2 * len(records)} texts")
-            result.labels = (labels[: len(records)], labels[len(records) :])
-            result.scores.update(clinical_efficacy(*result.labels, uncertain=options.uncertain))
-            resamplers.append(ce_resampler(*result.labels, uncertain=options.uncertain))
-        if scorer is not None:
-            stats = scorer.stats(predictions, references, languages)
-            result.scores = {**stats.scores(), **result.scores}  # NLG first
-            result.unavailable.update(stats.unavailable)
-            resamplers.append(stats.resample)
-    finally:
-        if scorer is not None and options.nlg_scorer is None:
-            scorer.close()
+    scorer = (options.nlg_scorer or shared_nlg_scorer()) if "nlg" in metrics else None  # a new JVM loads during CE
+    if labeler is not None:
+        labels = labeler([*predictions, *references])
+        if len(labels) != 2 * len(records):
+            raise ValueError(f"the labeler returned {len(labels)} label rows for {2 * len(records)} texts")
+        result.labels = (labels[: len(records)], labels[len(records) :])
+        result.scores.update(clinical_efficacy(*result.labels, uncertain=options.uncertain))
+        resamplers.append(ce_resampler(*result.labels, uncertain=options.uncertain))
+    if scorer is not None:
+        stats = scorer.stats(predictions, references, languages)
+        result.scores = {**stats.scores(), **result.scores}  # NLG first
+        result.unavailable.update(stats.unavailable)
+        resamplers.append(stats.resample)
     model_families = _ModelFamilies(predictions, references, options, labeler)
     for family in (f for f in MODEL_FAMILIES if f in metrics):
         found = model_families(family)

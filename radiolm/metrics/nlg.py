@@ -23,6 +23,7 @@ while the other statistics are computed) and serves every call until :meth:`NLGS
 
 from __future__ import annotations
 
+import atexit
 import logging
 import shutil
 import subprocess
@@ -48,6 +49,7 @@ __all__ = [
     "prepare_texts",
     "segment_chinese",
     "sentence_bleu",
+    "shared_nlg_scorer",
 ]
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,11 @@ class MeteorProcess:
     def corpus_score(self, stats: Sequence[str]) -> float:
         """The JVM's METEOR of the summed statistics (what pycocoevalcap's ``Meteor.compute_score`` returns)."""
         return float(self._ask("EVAL ||| " + " ||| ".join(stats), answers=len(stats) + 1)[-1])
+
+    @property
+    def running(self) -> bool:
+        """Whether the JVM is still up."""
+        return self._process.poll() is None
 
     def close(self) -> None:
         """Stop the JVM."""
@@ -378,18 +385,42 @@ class NLGScorer:
         """Corpus scores (see :func:`compute_nlg`)."""
         return self.stats(predictions, references, languages).scores()
 
+    @property
+    def closed(self) -> bool:
+        """Closed, or its METEOR JVM has stopped: METEOR needs a new scorer."""
+        if self._meteor is not None:
+            return not self._meteor.running
+        return self._meteor_reason == _CLOSED
+
     def close(self) -> None:
         """Stop the METEOR JVM."""
         if self._meteor is not None:
             self._meteor.close()
             self._meteor = None
-            self._meteor_reason = "the scorer was closed"
+            self._meteor_reason = _CLOSED
 
     def __enter__(self) -> NLGScorer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_CLOSED = "the scorer was closed"
+_shared: NLGScorer | None = None
+
+
+def shared_nlg_scorer() -> NLGScorer:
+    """The process's scorer: one METEOR JVM, started on first use and stopped when the process exits.
+
+    A new JVM spends 8-16 s on 2 cores loading METEOR's paraphrase table; a run that validates every epoch and then
+    tests, or a table of many evaluations, would pay that each time. A scorer whose JVM stopped is replaced.
+    """
+    global _shared
+    if _shared is None or _shared.closed:
+        _shared = NLGScorer()
+        atexit.register(_shared.close)
+    return _shared
 
 
 def compute_nlg(
@@ -401,11 +432,13 @@ def compute_nlg(
         predictions: One generated report per study.
         references: The reference report of each study, same order.
         languages: Language per study (``"zh"`` is segmented with jieba); ``None``: all English.
-        meteor: Compute METEOR (starts a JVM, about 10 s).
+        meteor: Compute METEOR (with :func:`shared_nlg_scorer`: the first call starts its JVM, about 10 s).
 
     Returns:
         ``{"bleu1", ..., "bleu4", "meteor", "rouge_l", "cider"}``; ``meteor`` is absent (with a logged reason)
         when Java is not installed, never 0.
     """
-    with NLGScorer(meteor=meteor) as scorer:
+    if meteor:
+        return shared_nlg_scorer()(predictions, references, languages)
+    with NLGScorer(meteor=False) as scorer:
         return scorer(predictions, references, languages)
