@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from radiolm.cli import main
 
@@ -127,6 +128,40 @@ def test_random_weights_known_architectures(tmp_path: Path, monkeypatch: pytest.
     swin = config.model.init_args.vision_encoder.init_args
     assert (swin.name, swin.backend, swin.pretrained) == ("swin", "hf", False)
     assert swin.model_kwargs["depths"] == [2, 2, 18, 2] and swin.model_kwargs["embed_dim"] == 128
+
+
+def test_random_weights_blip_text_encoder_and_mae_large_decoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bidirectional experiments' BLIP base text encoder and MAE-large decoder, named by hub id, build offline at
+    their real shapes (BERT-base with MiniLM's uncased WordPiece standing in for BLIP's; MAE-large's 512-wide,
+    8-layer decoder); the text encoder is counted on the meta device, the decoder runs."""
+    from jsonargparse import Namespace
+
+    from radiolm.benchmarks.random_weights import randomize
+    from radiolm.parts import MAEImageDecoder, TextEncoder
+
+    monkeypatch.setenv("RADIOLM_CACHE", str(tmp_path))
+    text = Namespace(name="Salesforce/blip-image-captioning-base", backend="blip", pretrained=True, max_length=16)
+    decoder = Namespace(name="facebook/vit-mae-large", pretrained=True)
+    config = Namespace(
+        text_encoder=Namespace(class_path="radiolm.parts.TextEncoder", init_args=text),
+        image_decoder=Namespace(class_path="radiolm.parts.MAEImageDecoder", init_args=decoder),
+    )
+    notes = randomize(config)
+    assert notes == [
+        "text encoder Salesforce/blip-image-captioning-base: architecture from the suite's table, tokenizer of "
+        "minilm-l6 as a stand-in",
+        "image decoder facebook/vit-mae-large: architecture from the suite's table (vit_mae decoder)",
+    ]
+    assert text.pretrained is False and decoder.pretrained is False
+    with torch.device("meta"):
+        encoder = TextEncoder(**vars(text))
+    assert encoder.out_dim == 768 and len(encoder.tokenizer) == 30522  # BLIP's adds [DEC] and [ENC]
+    assert sum(p.numel() for p in encoder.parameters()) == 108_891_648  # BERT-base, 30,524 ids, no pooler
+    mae = MAEImageDecoder(encoder_dim=1024, patch_grid=(14, 14), patch_size=16, **vars(decoder))
+    assert mae(torch.zeros(1, 196, 1024)).shape == (1, 3, 224, 224)
+    assert mae.decoder.config.decoder_num_hidden_layers == 8 and mae.decoder.decoder_embed.out_features == 512
 
 
 def test_random_weights_unknown_model_says_what_to_do() -> None:

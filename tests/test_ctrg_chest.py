@@ -64,9 +64,26 @@ def test_batch_contract(phantom_ct: Path) -> None:
     assert batch.labels[0].tolist() == labels[batch.ids[0]]
     reports = read_reports_csv(phantom_ct / "reports.csv", "en")
     assert batch.reports[0] == reports[batch.ids[0]]["finding"]
-    # dia_llama has no validation split: validation runs on the test studies
-    assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 10, "val": 2, "test": 2}
-    assert dm.datasets["val"] is dm.datasets["test"]
+    # dia_llama has no validation split: no validation (fit tests the last weights), never the test studies
+    assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 10, "val": 0, "test": 2}
+    assert len(dm.val_dataloader()) == 0
+
+
+def test_validation_on_test_studies_only_when_asked(phantom_ct: Path, tmp_path: Path) -> None:
+    """Dia-LLaMA §3.1's 80/20 split validates on its test split only with validate_on_test; a split file whose
+    validation studies are test studies is refused, naming the file and the flag."""
+    dm = datamodule(phantom_ct, validate_on_test=True)
+    assert [e["id"] for e in dm.datasets["val"].entries] == [e["id"] for e in dm.datasets["test"].entries]
+    root = copy_of(phantom_ct, tmp_path)
+    split_path = root / "splits" / "dia_llama-seed0.json"
+    split = json.loads(split_path.read_text())
+    split["val"] = [split["test"][0], split["train"][0]]
+    split["train"] = split["train"][1:]
+    split_path.write_text(json.dumps(split))
+    with pytest.raises(DataError, match=r"reports\.csv: 1 of the 2 validation studies are test studies") as error:
+        datamodule(root)
+    assert "validate_on_test: true" in str(error.value)
+    assert len(datamodule(root, validate_on_test=True).datasets["val"]) == 2
 
 
 def test_report_keys_and_cmrg_split(phantom_ct: Path, tmp_path: Path) -> None:

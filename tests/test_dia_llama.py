@@ -15,6 +15,7 @@ import torch
 
 from radiolm.batch import ReportBatch
 from radiolm.cli import main
+from radiolm.errors import DataError
 from radiolm.methods.dia_llama import DiaLLaMA
 from radiolm.parts.diagnostic_prompt import DiagnosisTokenPrompt, DiagnosticTextPrompt, diagnosis_targets
 from radiolm.parts.disease_attention import DiseaseAwareAttention, MeanPoolDiseaseFeatures
@@ -207,6 +208,17 @@ def test_method_losses_and_generation(tiny_llm: Path, prompt_type: str) -> None:
     model.decoding.min_new_tokens, model.decoding.max_new_tokens, model.decoding.num_beams = 1, 3, 1
     reports = model.generate(batch)
     assert len(reports) == 2 and all(isinstance(r, str) for r in reports)
+
+
+def test_training_without_labels_names_labels_csv(tiny_llm: Path) -> None:
+    """No labels (no labels.csv): L_DP and the prompts would learn "no disease"; refused, naming the fix. The
+    RadFM-style baseline (no diagnosis branch) trains without labels."""
+    batch = make_batch()
+    batch.labels.fill_(-1)
+    with pytest.raises(DataError, match=r"none of \['s0', 's1'\] has any \(no labels\.csv.*radiolm label"):
+        make_model(tiny_llm).compute_losses(batch)
+    baseline = make_model(tiny_llm, prompt_type="none", disease_attention=False, prototype_memory=False)
+    assert set(baseline.compute_losses(batch)) == {"loss", "lm"}
 
 
 def test_classifier_head_and_mean_pool_when_dpm_and_daa_are_off(tiny_llm: Path) -> None:

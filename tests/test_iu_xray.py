@@ -169,6 +169,7 @@ def test_shipped_r2gen_split() -> None:
     assert {s: len(v) for s, v in split.items()} == {"train": 2069, "val": 296, "test": 590}
     assert split["train"][0] == "CXR2384_IM-0942" and split["val"][1] == "CXR2056_IM-0694-1001"
     assert split == json.loads((REPO / "radiolm/data/splits/iu_xray_r2gen_split.json").read_text())
+    assert not set(split["val"]) & set(split["test"])  # checkpoint selection never sees a test study
 
 
 def test_prepare_command_through_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,13 +4,15 @@ A benchmark measures shapes, not weights, so ``radiolm bench ... --random-weight
 before anything is instantiated (:func:`randomize`):
 
 * every part with a ``pretrained`` argument (``LanguageModel``, ``VisionEncoder``, ``TextEncoder``,
-  ``ImageDecoder``) gets ``pretrained: false``; ``checkpoint_path`` (timm, RadFM's ViT3D) becomes null;
+  ``MAEImageDecoder``) gets ``pretrained: false``; ``checkpoint_path`` (timm, RadFM's ViT3D) becomes null;
 * a model name that is neither a local folder nor a built-in alias is looked up in the small tables below, which
   hold the architecture of the models the experiments name (copied from their public ``config.json``), since
   there is no hub here to read them from. A language model becomes a folder under
   ``$RADIOLM_CACHE/random-weights/`` with that config and a stand-in tokenizer (the built-in SmolLM2's English
   BPE: the architecture's own tokenizer is not on the machine); a vision encoder becomes its transformers model
-  type plus the config values (``VisionEncoder(name="swin", backend="hf", pretrained=False, model_kwargs=...)``).
+  type plus the config values (``VisionEncoder(name="swin", backend="hf", pretrained=False, model_kwargs=...)``);
+  BLIP's text encoder becomes a folder with BLIP base's config and MiniLM's BERT-uncased WordPiece tokenizer (the
+  vocabulary BLIP's tokenizer extends by two tokens), MAE-large's decoder a folder with its ``ViTMAEConfig``.
 * A local folder keeps its own ``config.json`` and tokenizer (the real architecture, random weights).
 
 A name in no table and not on disk ends with an error that says to point the option at a folder holding its
@@ -22,10 +24,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from radiolm.assets import BUILTIN_LANGUAGE_MODELS, cache_dir, resolve_language_model
+from radiolm.assets import (
+    BUILTIN_LANGUAGE_MODELS,
+    BUILTIN_TEXT_ENCODERS,
+    cache_dir,
+    resolve_language_model,
+    resolve_text_encoder,
+)
 from radiolm.errors import RadioLMError
 
-__all__ = ["KNOWN_LANGUAGE_MODELS", "KNOWN_VISION_ENCODERS", "STAND_IN_TOKENIZER", "random_llm_folder", "randomize"]
+__all__ = [
+    "KNOWN_IMAGE_DECODERS",
+    "KNOWN_LANGUAGE_MODELS",
+    "KNOWN_TEXT_ENCODERS",
+    "KNOWN_VISION_ENCODERS",
+    "STAND_IN_TEXT_TOKENIZER",
+    "STAND_IN_TOKENIZER",
+    "random_config_folder",
+    "random_llm_folder",
+    "randomize",
+]
 
 _LLAMA2_7B: dict[str, Any] = {
     "model_type": "llama",
@@ -62,10 +80,30 @@ KNOWN_VISION_ENCODERS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 """Hub id -> transformers model type and config values of the image encoders the experiments name."""
 
+KNOWN_TEXT_ENCODERS: dict[str, dict[str, Any]] = {
+    "Salesforce/blip-image-captioning-base": {
+        "model_type": "blip",
+        "text_config": {"vocab_size": 30524, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                        "intermediate_size": 3072, "max_position_embeddings": 512},
+    },
+}  # fmt: skip
+"""Hub id -> the config of the text encoders the experiments name (BLIP base: its BERT-base text transformer)."""
+
+KNOWN_IMAGE_DECODERS: dict[str, dict[str, Any]] = {
+    "facebook/vit-mae-large": {
+        **KNOWN_VISION_ENCODERS["facebook/vit-mae-large"], "decoder_hidden_size": 512, "decoder_num_hidden_layers": 8,
+        "decoder_num_attention_heads": 16, "decoder_intermediate_size": 2048,
+    },
+}  # fmt: skip
+"""Hub id -> the ``ViTMAEConfig`` (encoder and decoder values) of the MAE checkpoints whose decoder is used."""
+
 STAND_IN_TOKENIZER = "smollm2-135m"
 """Built-in alias whose tokenizer stands in for an architecture from :data:`KNOWN_LANGUAGE_MODELS`."""
 
-_PRETRAINED_PARTS = ("LanguageModel", "VisionEncoder", "TextEncoder", "ImageDecoder")
+STAND_IN_TEXT_TOKENIZER = "minilm-l6"
+"""Built-in text encoder whose tokenizer (BERT uncased WordPiece) stands in for BLIP's."""
+
+_PRETRAINED_PARTS = ("LanguageModel", "VisionEncoder", "TextEncoder", "MAEImageDecoder")
 
 
 def random_llm_folder(name: str) -> tuple[str, str]:
@@ -98,6 +136,50 @@ def random_llm_folder(name: str) -> tuple[str, str]:
     config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder), note
+
+
+def random_config_folder(name: str, table: dict[str, dict[str, Any]], option: str, tokenizer: str | None = None) -> str:
+    """``$RADIOLM_CACHE/random-weights/<id>/``: the config of hub id ``name`` from ``table`` (and the tokenizer of
+    the built-in text encoder ``tokenizer``), for a part that builds from a folder's config with random weights.
+
+    Raises:
+        RadioLMError: ``name`` is in no table; the message names ``option`` (the key that takes a folder).
+    """
+    from transformers import AutoConfig
+
+    spec = table.get(name)
+    if spec is None:
+        raise RadioLMError(
+            f"--random-weights: no architecture known for '{name}' and no such folder; point {option} at a folder "
+            "holding its config.json (no weights needed), or add it to radiolm.benchmarks.random_weights"
+        )
+    folder = cache_dir() / "random-weights" / name.replace("/", "--")
+    AutoConfig.for_model(spec["model_type"], **{k: v for k, v in spec.items() if k != "model_type"}).save_pretrained(
+        folder
+    )
+    if tokenizer is not None:
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(resolve_text_encoder(tokenizer)).save_pretrained(folder)
+    return str(folder)
+
+
+def _text_encoder(args: Any) -> str:
+    """Rewrite a TextEncoder's init_args for random weights; a note on what was built."""
+    args.pretrained, name = False, str(args.name)
+    if Path(name).exists() or name in BUILTIN_TEXT_ENCODERS:
+        return f"{name}: its own config and tokenizer"
+    args.name = random_config_folder(name, KNOWN_TEXT_ENCODERS, "text_encoder.init_args.name", STAND_IN_TEXT_TOKENIZER)
+    return f"{name}: architecture from the suite's table, tokenizer of {STAND_IN_TEXT_TOKENIZER} as a stand-in"
+
+
+def _image_decoder(args: Any) -> str:
+    """Rewrite an MAEImageDecoder's init_args for random weights; a note on what was built."""
+    args.pretrained, name = False, args.get("name")
+    if name in (None, "None", "null", "") or Path(str(name)).exists():
+        return f"{name or 'decoder_* values'}: its own architecture"
+    args.name = random_config_folder(str(name), KNOWN_IMAGE_DECODERS, "image_decoder.init_args.name")
+    return f"{name}: architecture from the suite's table (vit_mae decoder)"
 
 
 def _vision_encoder(args: Any) -> str:
@@ -135,6 +217,10 @@ def randomize(config: Any) -> list[str]:
             notes.append(f"language model {note}")
         elif kind == "VisionEncoder":
             notes.append(f"vision encoder {_vision_encoder(args)}")
+        elif kind == "TextEncoder":
+            notes.append(f"text encoder {_text_encoder(args)}")
+        elif kind == "MAEImageDecoder":
+            notes.append(f"image decoder {_image_decoder(args)}")
         elif kind == "VolumeEncoder":
             args.checkpoint_path = None
             notes.append("volume encoder: random init (checkpoint_path null)")

@@ -25,6 +25,7 @@ from torchmetrics.classification import MultilabelF1Score
 
 from radiolm.batch import ReportBatch, require_volumes
 from radiolm.data.labels import CHEXPERT_14, label_index
+from radiolm.errors import DataError
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.parts.diagnostic_prompt import (
     DiagnosisTokenPrompt,
@@ -177,6 +178,7 @@ class DiaLLaMA(ReportGenerationModule):
         if self.with_diagnosis:
             assert self.diagnoser is not None
             features, predicted = self.diagnose(patches)
+            self.require_labels(batch)
             targets = self.targets(batch)
             name = "dp" if isinstance(self.diagnoser, DiseasePrototypeMemory) else "cls"
             losses[name] = self.diagnoser.loss(features, targets)
@@ -210,6 +212,21 @@ class DiaLLaMA(ReportGenerationModule):
                 states = None
         inputs = self.prompt_inputs(visual, states, None)
         return generate_reports(self.language_model, inputs, self.decoding)
+
+    @staticmethod
+    def require_labels(batch: ReportBatch) -> None:
+        """L_DP (Eq. 6) and the training prompt (§2.4) learn from each study's labels: a batch whose studies all
+        have none (-1 everywhere: no ``labels.csv``, or its rows lack these ids) would teach "no disease" to both.
+
+        Raises:
+            DataError: with the ids and how to write the labels.
+        """
+        if bool((batch.labels < 0).all()):
+            raise DataError(
+                f"Dia-LLaMA needs the CheXpert labels of its training studies; none of {list(batch.ids)[:4]} has any "
+                "(no labels.csv, or its rows lack these ids). Write them with `radiolm label --reports reports.csv "
+                "--text-field finding --out <root>/labels.csv` or set data.init_args.labels_path"
+            )
 
     def targets(self, batch: ReportBatch) -> Tensor:
         """The L diseases' ground truth ``[B, L]`` (1 present; negative, uncertain and blank absent, §3.1)."""

@@ -41,6 +41,7 @@ from radiolm.data.formats.annotation import SPLITS
 from radiolm.data.formats.labels_csv import load_labels_csv
 from radiolm.data.formats.validation import Problem, check_entries, write_problems
 from radiolm.data.transforms import ImageTransformConfig
+from radiolm.errors import DataError
 
 __all__ = ["Entries", "ReportDataModule", "ReportDataset"]
 
@@ -101,6 +102,10 @@ class ReportDataModule(pl.LightningDataModule):
         bucketing: Training batches of reports of similar length (:class:`BucketBatchSampler`), for less padding.
         bucket_batches: Batches per length bucket (larger mixes more, smaller pads less).
         bucket_seed: Seed of the bucketing shuffles (epoch ``e`` uses ``bucket_seed + e``).
+        validate_on_test: Accept selection on test studies: a validation split that shares studies with the test
+            split, or, for a split without validation studies (Dia-LLaMA's 80/20), validation on the test split.
+            Off (default): the first is an error and the second skips validation, so ``fit`` tests the last
+            weights (what Dia-LLaMA's code does, §3.2) and no checkpoint or early stop has seen a test study.
     """
 
     collate: Callable[[list[dict[str, Any]]], ReportBatch]
@@ -120,8 +125,10 @@ class ReportDataModule(pl.LightningDataModule):
         bucketing: bool = False,
         bucket_batches: int = 10,
         bucket_seed: int = 0,
+        validate_on_test: bool = False,
     ) -> None:
         super().__init__()
+        self.validate_on_test = validate_on_test
         self.labels_path = Path(labels_path) if labels_path else None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -196,10 +203,38 @@ class ReportDataModule(pl.LightningDataModule):
         except OSError as e:  # a read-only data folder: the warning of check_entries has the ids already
             log.warning("radiolm: could not write the dropped entries to %s (%s)", target / name, e)
 
+    def hold_out_test(self, entries: Entries) -> Entries:
+        """Entries whose validation split holds no test study (see ``validate_on_test``).
+
+        Raises:
+            DataError: a validation study is also a test study and ``validate_on_test`` is off.
+        """
+        val, test = {e["id"] for e in entries["val"]}, {e["id"] for e in entries["test"]}
+        shared = sorted(val & test)
+        if self.validate_on_test:
+            if not val and test:
+                log.warning("radiolm: no validation studies; validating on the test split (validate_on_test)")
+                return {**entries, "val": entries["test"]}
+            if shared:
+                log.warning("radiolm: %d validation studies are test studies (validate_on_test)", len(shared))
+            return entries
+        if shared:
+            raise DataError(
+                f"{self.source}: {len(shared)} of the {len(val)} validation studies are test studies ({shared[:3]}"
+                f"{' ...' if len(shared) > 3 else ''}): checkpoint selection would see the test set. Give a "
+                "validation split without test studies, or set data.init_args.validate_on_test: true to accept it "
+                "(the test scores are then not held out)"
+            )
+        if not val and entries["train"]:
+            log.info(
+                "radiolm: %s: no validation studies: validation is skipped, fit tests the last weights", self.source
+            )
+        return entries
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        entries = self.load_entries()
+        entries = self.hold_out_test(self.load_entries())
         self.datasets = self.make_datasets(entries, self.load_labels())
         log.info("radiolm: %s studies %s", self.source, {s: len(d) for s, d in self.datasets.items()})
 

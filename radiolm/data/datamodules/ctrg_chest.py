@@ -113,7 +113,7 @@ class CTRGChestDataModule(ReportDataModule):
         volumes_dir: default ``<root>/volumes``.
         reports_path: default ``<root>/reports.csv``.
         labels_path: default ``<root>/labels.csv`` (when absent, labels are -1 and a warning says so).
-        split: split scheme, ``dia_llama`` (80/20) or ``cmrg`` (7:1:2).
+        split: split scheme, ``dia_llama`` (80/20, no validation: see ``validate_on_test``) or ``cmrg`` (7:1:2).
         split_seed: seed of the random split.
         split_path: split file; default ``<root>/splits/<split>-seed<split_seed>.json``, made on first use.
         language: ``en`` reads ``finding, impression``; ``zh`` reads ``finding_zh, impression_zh``.
@@ -132,6 +132,8 @@ class CTRGChestDataModule(ReportDataModule):
         num_workers: DataLoader workers (persistent when > 0).
         image_transform: set by the CLI from the model; volumes ignore it.
         domain: domain tag of the studies.
+        validate_on_test: validate (select checkpoints) on the test split when the split has none, or accept a
+            validation split sharing test studies (see :class:`ReportDataModule`); off: validation is skipped.
     """
 
     collate = staticmethod(collate_volumes)
@@ -158,6 +160,7 @@ class CTRGChestDataModule(ReportDataModule):
         num_workers: int = 2,
         image_transform: ImageTransformConfig | None = None,
         domain: str = "ct",
+        validate_on_test: bool = False,
     ) -> None:
         self.root = Path(root)
         super().__init__(
@@ -169,6 +172,7 @@ class CTRGChestDataModule(ReportDataModule):
             domain=domain,
             language=language,
             skip_invalid=skip_invalid,
+            validate_on_test=validate_on_test,
         )
         report_columns(language)  # a bad language fails here, not in setup
         if split not in SPLIT_SCHEMES:
@@ -229,11 +233,3 @@ class CTRGChestDataModule(ReportDataModule):
         self, split: str, entries: list[dict[str, Any]], labels: dict[str, list[int]]
     ) -> VolumeStudyDataset:
         return VolumeStudyDataset(entries, VolumeTransform(self.volume_config), labels, self.domain, self.language)
-
-    def make_datasets(self, entries: Entries, labels: dict[str, list[int]]) -> dict[str, ReportDataset]:
-        """One dataset per split; a scheme without validation studies (``dia_llama``) validates on the test split."""
-        datasets = super().make_datasets(entries, labels)
-        if not entries["val"] and entries["test"]:
-            log.warning("radiolm: split '%s' has no validation studies; validation runs on the test split", self.split)
-            datasets["val"] = datasets["test"]
-        return datasets

@@ -141,6 +141,8 @@ class R2GenDataModule(ReportDataModule):
         bucketing: Training batches of reports of similar length (:class:`BucketBatchSampler`), for less padding.
         bucket_batches: Batches per length bucket (larger mixes more, smaller pads less).
         bucket_seed: Seed of the bucketing shuffles (epoch ``e`` uses ``bucket_seed + e``).
+        validate_on_test: Accept selection on test studies (see :class:`ReportDataModule`); off: a validation
+            split that shares test studies is an error, and a split without validation studies skips validation.
     """
 
     collate = staticmethod(collate_studies)
@@ -164,6 +166,7 @@ class R2GenDataModule(ReportDataModule):
         bucketing: bool = False,
         bucket_batches: int = 10,
         bucket_seed: int = 0,
+        validate_on_test: bool = False,
     ) -> None:
         self.annotation_path = Path(annotation_path)
         super().__init__(
@@ -178,6 +181,7 @@ class R2GenDataModule(ReportDataModule):
             bucketing=bucketing,
             bucket_batches=bucket_batches,
             bucket_seed=bucket_seed,
+            validate_on_test=validate_on_test,
         )
         self.image_root = Path(image_root) if image_root else self.annotation_path.parent / "images"
         self.report_key, self.max_views = report_key, max_views
