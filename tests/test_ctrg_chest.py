@@ -69,23 +69,6 @@ def test_batch_contract(phantom_ct: Path) -> None:
     assert len(dm.val_dataloader()) == 0
 
 
-def test_validation_on_test_studies_only_when_asked(phantom_ct: Path, tmp_path: Path) -> None:
-    """Dia-LLaMA §3.1's 80/20 split validates on its test split only with validate_on_test; a split file whose
-    validation studies are test studies is refused, naming the file and the flag."""
-    dm = datamodule(phantom_ct, validate_on_test=True)
-    assert [e["id"] for e in dm.datasets["val"].entries] == [e["id"] for e in dm.datasets["test"].entries]
-    root = copy_of(phantom_ct, tmp_path)
-    split_path = root / "splits" / "dia_llama-seed0.json"
-    split = json.loads(split_path.read_text())
-    split["val"] = [split["test"][0], split["train"][0]]
-    split["train"] = split["train"][1:]
-    split_path.write_text(json.dumps(split))
-    with pytest.raises(DataError, match=r"reports\.csv: 1 of the 2 validation studies are test studies") as error:
-        datamodule(root)
-    assert "validate_on_test: true" in str(error.value)
-    assert len(datamodule(root, validate_on_test=True).datasets["val"]) == 2
-
-
 def test_report_keys_and_cmrg_split(phantom_ct: Path, tmp_path: Path) -> None:
     root = copy_of(phantom_ct, tmp_path)
     dm = datamodule(root, split="cmrg", split_seed=3, report_key="report", preset="cmrg", volume_size=None)

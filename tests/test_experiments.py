@@ -89,6 +89,13 @@ def test_every_overlay_has_its_experiment() -> None:
     assert not stale, f"tests/conf overlays without an experiments/ file: {stale}"
 
 
+def test_no_experiment_selects_on_test_studies() -> None:
+    """Every DataModule refuses validation studies that are test studies and skips validation on a split without
+    any (``validate_on_test``); no experiment or data fragment turns that off, so no monitor sees a test study."""
+    files = sorted((REPO / "experiments").rglob("*.yaml"))
+    assert not [p.name for p in files if "validate_on_test: true" in p.read_text()]
+
+
 @pytest.mark.parametrize("experiment", ALL_EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_runs_fit_and_test(experiment: Path, tiny_workdir: Path) -> None:
     main(["fit", "-c", str(experiment), "-c", str(overlay(experiment))])
