@@ -134,8 +134,10 @@ def test_chinese_reports_are_segmented_into_words() -> None:
 
 
 @needs_java
-def test_one_meteor_jvm_per_process_replaced_when_it_stops() -> None:
-    """Every evaluation in a process (each epoch's validation, the test, a table's rows) asks one JVM."""
+def test_one_meteor_jvm_per_process_replaced_when_it_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every evaluation in a process (each epoch's validation, the test, a table's rows) asks one JVM; a stopped
+    scorer is replaced (here by one without METEOR, so that the test starts no second JVM)."""
+    from radiolm.metrics import nlg
     from radiolm.metrics.evaluate import evaluate_records
 
     first = shared_nlg_scorer()
@@ -143,9 +145,13 @@ def test_one_meteor_jvm_per_process_replaced_when_it_stops() -> None:
     records = [{"id": "a", "prediction": "no effusion .", "reference": "no effusion ."}]
     assert evaluate_records(records, metrics=["nlg"])["meteor"] == pytest.approx(1.0, abs=0.01)
     assert shared_nlg_scorer() is first and not first.closed  # evaluate used it and left it running
-    first.close()
-    second = shared_nlg_scorer()
-    assert second is not first and second(["no effusion ."], ["no effusion ."])["meteor"] > 0.9
+    stopped = NLGScorer(meteor=False)
+    stopped.close()
+    monkeypatch.setattr(nlg, "_shared", stopped)
+    monkeypatch.setattr(nlg, "NLGScorer", lambda: NLGScorer(meteor=False))
+    replacement = shared_nlg_scorer()
+    assert replacement is not stopped and not replacement.closed and stopped.closed
+    monkeypatch.setattr(nlg, "_shared", first)  # the process's JVM stays for the later tests
 
 
 def test_meteor_without_java_is_unavailable_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:

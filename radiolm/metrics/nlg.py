@@ -397,7 +397,7 @@ class NLGScorer:
         if self._meteor is not None:
             self._meteor.close()
             self._meteor = None
-            self._meteor_reason = _CLOSED
+        self._meteor_reason = _CLOSED
 
     def __enter__(self) -> NLGScorer:
         return self
