@@ -142,9 +142,7 @@ def _binary_pair(pred_labels: LabelMatrix, ref_labels: LabelMatrix, uncertain: s
     return binarize(pred_labels, uncertain, "prediction labels"), binarize(ref_labels, uncertain, "reference labels")
 
 
-def _example_based(
-    pred: list[list[int]], ref: list[list[int]], formula: str = "suite"
-) -> tuple[float, float, float]:
+def _example_based(pred: list[list[int]], ref: list[list[int]], formula: str = "suite") -> tuple[float, float, float]:
     """Mean per-report P, R, F1 over the 14 observations; both sides empty scores 1, or 0 with ``epsilon``."""
     totals = [0.0, 0.0, 0.0]
     for p_row, r_row in zip(pred, ref, strict=True):

@@ -95,7 +95,9 @@ PRESETS: dict[str, ProtocolSettings] = {
     # two_stage §4: F1CheXbert; ViLMedic's f1chexbert maps CheXbert's uncertain to positive ("rrg" mode) and reports
     # sklearn's micro (and macro) averages over 14 and the top 5; ViLMedic's MIMIC-CXR report files are lower-cased
     # with punctuation split off.
-    "two_stage": ProtocolSettings(labeler="chexbert", uncertain="positive", averages=("micro", "macro"), text="vilmedic"),
+    "two_stage": ProtocolSettings(
+        labeler="chexbert", uncertain="positive", averages=("micro", "macro"), text="vilmedic"
+    ),
     # bidirectional §4.1 (RadCliQ, Yu et al. 2023; rajpurkarlab/CXR-Report-Metric): RadGraph combined F1, BERTScore
     # with distilroberta-base (bert-score's layer 5) rescaled by its baseline, CheXbert s_emb, BLEU-2.
     "bidirectional": ProtocolSettings(
@@ -168,7 +170,9 @@ def _check(settings: ProtocolSettings, where: str) -> None:
     for key, allowed in (("metrics", METRIC_FAMILIES), ("averages", AVERAGES), ("radgraph_levels", RADGRAPH_LEVELS)):
         bad = [v for v in getattr(settings, key) if v not in allowed]
         if bad or not getattr(settings, key):
-            raise RadioLMError(f"{where}.{key}: {list(getattr(settings, key))}; use a non-empty list of {list(allowed)}")
+            raise RadioLMError(
+                f"{where}.{key}: {list(getattr(settings, key))}; use a non-empty list of {list(allowed)}"
+            )
     if settings.reference_tokens is not None and settings.reference_tokens < 0:
         raise RadioLMError(f"{where}.reference_tokens: {settings.reference_tokens}; use a token count, 0: untruncated")
 
@@ -276,7 +280,9 @@ class EvaluationProtocol:
             for key in ("prediction", "reference"):
                 record[key] = normalise_text(str(record[key]), s.text)
             if s.chinese == "characters" and str(record.get("language") or "en").lower().startswith("zh"):
-                record["prediction"], record["reference"] = (_characters(record[k]) for k in ("prediction", "reference"))
+                record["prediction"], record["reference"] = (
+                    _characters(record[k]) for k in ("prediction", "reference")
+                )
                 record["language"] = "characters"  # not "zh": scored as given, the tokens are separated already
         return out
 
@@ -360,4 +366,3 @@ def _average_of(name: str) -> str | None:
     if name.startswith("ce_"):
         return "macro" if "_macro_" in name else "example" if name.endswith("_example") else None
     return None
-

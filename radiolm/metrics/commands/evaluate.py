@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bertscore-layers", type=int, help="BERTScore layer (default: the model's)")
     parser.add_argument("--bertscore-baseline", help="baseline file to rescale BERTScore with")
     parser.add_argument("--radgraph-model", help="RadGraph model folder")
-    parser.add_argument("--reference-tokenizer", help="tokenizer folder or LLM alias of a protocol that cuts references")
+    parser.add_argument(
+        "--reference-tokenizer", help="tokenizer folder or LLM alias of a protocol that cuts references"
+    )
     args = parser.parse_args(argv)
     families = None if args.metrics is None else [f.strip() for f in args.metrics.split(",") if f.strip()]
     unknown = [f for f in families or () if f not in METRIC_FAMILIES]
