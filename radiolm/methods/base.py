@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from radiolm.batch import ReportBatch
 from radiolm.data.transforms import ImageTransformConfig
-from radiolm.methods.optim import LRSchedule, build_scheduler
 from radiolm.errors import RadioLMError
+from radiolm.methods.optim import LRSchedule, build_scheduler
 from radiolm.metrics.evaluate import dedupe_records, write_predictions
 from radiolm.metrics.protocols import EvaluationProtocol
 from radiolm.parts.generation import DecodingConfig, generate_reports
