@@ -284,3 +284,42 @@ def test_table_names_its_protocol_and_flags_other_rows(tmp_path: Path) -> None:
     with pytest.raises(RadioLMError, match="unknown protocol 'nope'"):
         load_spec(spec_path)
     assert isinstance(table, TableSpec)
+
+
+def test_evaluate_dia_llama_csv_equals_pycocoevalcap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`radiolm evaluate --protocol dia_llama` reads a file in the format of Dia-LLaMA's published
+    `results/dia-llama.csv` (ID, Question, Ground Truth, Pred, ...) and gives pycocoevalcap's BLEU, ROUGE-L, CIDEr."""
+    import csv
+
+    scorer = NLGScorer(meteor=False)  # METEOR is not compared here; its JVM would take most of the test's time
+    monkeypatch.setattr(evaluate_module, "shared_nlg_scorer", lambda: scorer)
+
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    rows = [
+        (
+            "609",
+            "Thorax is symmetrical, no pleural effusion.",
+            "Thorax is symmetrical. No pleural effusion or thickening.",
+        ),
+        ("1739", "Bilateral lung markings are increased.", "Bilateral lung markings were increased, disordered."),
+        ("326", "No mass in mediastinum.", "A small nodule in the right lung; no mass in mediastinum."),
+    ]
+    path = tmp_path / "dia-llama.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["ID", "Question", "Ground Truth", "Pred", "GT_labels", "belong_to"])
+        for study, pred, ref in rows:
+            writer.writerow([study, "<image>...", ref, pred, "tensor([0])", "ctrg_dataset"])
+    out = tmp_path / "eval"
+    main(["evaluate", "--predictions", str(path), "--protocol", "dia_llama", "--metrics", "nlg", "--out", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    gts = {study: [ref] for study, _, ref in rows}
+    res = {study: [pred] for study, pred, _ in rows}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    expected = {**{f"bleu{n + 1}": b for n, b in enumerate(bleu)}, "rouge_l": Rouge().compute_score(gts, res)[0]}
+    expected["cider"] = Cider().compute_score(gts, res)[0]
+    assert {k: metrics[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+    assert metrics["n"] == 3 and metrics["settings"]["protocol"] == "dia_llama"

@@ -399,8 +399,37 @@ def write_predictions(path: str | Path, records: Iterable[dict[str, Any]]) -> Pa
     return path
 
 
+# Dia-LLaMA's published predictions (results/dia-llama.csv of its repository): column -> radiolm field.
+DIA_LLAMA_CSV_COLUMNS = {"ID": "id", "Pred": "prediction", "Ground Truth": "reference"}
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """Records of a predictions CSV: columns ``id, prediction, reference[, language]``, or Dia-LLaMA's ``ID, Pred,
+    Ground Truth`` (its ``results/dia-llama.csv``); a row without an id gets its row number."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        columns = set(reader.fieldnames or ())
+        if set(REQUIRED_FIELDS) <= columns:
+            mapping = {k: k for k in (*REQUIRED_FIELDS, "language") if k in columns}
+        elif {"Pred", "Ground Truth"} <= columns:
+            mapping = {k: v for k, v in DIA_LLAMA_CSV_COLUMNS.items() if k in columns}
+        else:
+            raise DataError(
+                f"{path}: a predictions CSV needs the columns {list(REQUIRED_FIELDS)} (or Dia-LLaMA's 'Pred' and "
+                f"'Ground Truth'); it has {sorted(columns)}"
+            )
+        rows = []
+        for n, row in enumerate(reader, start=2):
+            record = {field: row[column] or "" for column, field in mapping.items()}
+            record.setdefault("id", str(n - 1))
+            rows.append((n, record))
+    return [{"_line": n, **record} for n, record in rows]
+
+
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:
-    """Read a predictions JSONL, checking fields, their types and duplicate ids.
+    """Read a predictions JSONL (or CSV, see :func:`_read_csv`), checking fields, their types and duplicate ids.
 
     Raises:
         DataError: naming the file and line of a line that is not a JSON object, lacks a field, holds a non-text
@@ -409,6 +438,17 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such predictions file")
+    if path.suffix.lower() == ".csv":
+        records, seen = [], set()
+        for record in _read_csv(path):
+            line = record.pop("_line")
+            if str(record["id"]) in seen:
+                raise DataError(f"{path}:{line}: duplicate id {record['id']!r}")
+            seen.add(str(record["id"]))
+            records.append(record)
+        if not records:
+            raise DataError(f"{path}: no predictions (the file has no rows)")
+        return records
     records, seen = [], set()
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

@@ -29,7 +29,12 @@ def main(argv: list[str] | None = None) -> None:
         description="Score a predictions JSONL (one {id, prediction, reference[, language]} per line) and write "
         "metrics.json, metrics.md and per_observation.md to --out.",
     )
-    parser.add_argument("--predictions", required=True, type=Path, help="predictions JSONL")
+    parser.add_argument(
+        "--predictions",
+        required=True,
+        type=Path,
+        help="predictions JSONL, or CSV (id/prediction/reference or Dia-LLaMA's)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument(
         "--protocol", choices=list(PRESETS), default="default", help="evaluation protocol (docs/protocols.md)"
