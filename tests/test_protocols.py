@@ -323,3 +323,17 @@ def test_evaluate_dia_llama_csv_equals_pycocoevalcap(tmp_path: Path, monkeypatch
     expected["cider"] = Cider().compute_score(gts, res)[0]
     assert {k: metrics[k] for k in expected} == pytest.approx(expected, abs=1e-12)
     assert metrics["n"] == 3 and metrics["settings"]["protocol"] == "dia_llama"
+
+
+def test_selection_on_a_metric_the_protocol_did_not_compute_is_an_error() -> None:
+    """A checkpoint is never selected on a metric read as 0: validation names the key and why it is missing."""
+    from types import SimpleNamespace
+
+    from radiolm.methods.base import ReportGenerationModule
+
+    protocol = EvaluationProtocol("two_stage")
+    unavailable = protocol.evaluate(records(("a", "b")), metrics=["ce"]).unavailable
+    module = SimpleNamespace(selection={"f1_cxb_14": 1.0}, evaluation=protocol)
+    error = ReportGenerationModule._missing_selection(module, {"bleu4": 0.2}, unavailable)  # type: ignore[arg-type]
+    assert "['f1_cxb_14']" in error and "'two_stage'" in error and "chexbert_checkpoint" in error
+    assert ReportGenerationModule._missing_selection(module, {"f1_cxb_14": 0.5}, {}) == ""  # type: ignore[arg-type]

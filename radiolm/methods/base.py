@@ -221,30 +221,36 @@ class ReportGenerationModule(pl.LightningModule):
         records = dedupe_records(_gather_objects(records))
         run_dir = self._run_dir()
         scores: dict[str, float] = {}
+        error = ""  # set on rank 0, raised on every rank after the broadcast (no rank waits for a failed one)
         if self.global_rank == 0:
             result = self.evaluation.evaluate(
                 records, tokenizer=self.language_model.tokenizer, metrics=self.metric_families
             )
             scores = result.flat()
             if stage == "val":
-                scores["selection"] = self._selection(scores, result.unavailable)
-            self._write(run_dir, stage, records, scores)
-            self.last_records[stage] = records
-        scores = _broadcast_object(scores)
+                error = self._missing_selection(scores, result.unavailable)
+                if not error:
+                    scores["selection"] = sum(w * scores[k] for k, w in self.selection.items())
+            if not error:
+                self._write(run_dir, stage, records, scores)
+                self.last_records[stage] = records
+        scores, error = _broadcast_object((scores, error))
+        if error:
+            raise RadioLMError(error)
         for name, value in scores.items():
             self.log(f"{stage}/{name}", value, prog_bar=name in ("bleu4", "cider", "selection"), sync_dist=False)
 
-    def _selection(self, scores: dict[str, float], unavailable: dict[str, str]) -> float:
-        """``sum(weight * metric)`` over :attr:`selection`; a metric the protocol did not give stops the run (a
-        checkpoint is never chosen on a metric silently read as 0)."""
+    def _missing_selection(self, scores: dict[str, float], unavailable: dict[str, str]) -> str:
+        """Why :attr:`selection` cannot be computed (a metric the protocol did not give), or ``""``: a checkpoint is
+        never chosen on a metric silently read as 0."""
         missing = [key for key in self.selection if key not in scores]
-        if missing:
-            reasons = "; ".join(f"{k}: {v}" for k, v in unavailable.items()) or "not a metric of these families"
-            raise RadioLMError(
-                f"model.init_args.selection needs {missing}, which the {self.evaluation.name!r} evaluation protocol "
-                f"did not compute ({reasons}); change selection or the evaluation settings"
-            )
-        return sum(w * scores[k] for k, w in self.selection.items())
+        if not missing:
+            return ""
+        reasons = "; ".join(f"{k}: {v}" for k, v in unavailable.items()) or "not a metric of these families"
+        return (
+            f"model.init_args.selection needs {missing}, which the {self.evaluation.name!r} evaluation protocol did "
+            f"not compute ({reasons}); change selection or the evaluation settings"
+        )
 
     def _run_dir(self) -> Path:
         """The run folder. ``trainer.log_dir`` is a collective (rank 0 broadcasts it): every rank must call this,
@@ -267,7 +273,7 @@ def _gather_objects(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for part in parts for r in part]
 
 
-def _broadcast_object(obj: dict[str, float]) -> dict[str, float]:
+def _broadcast_object(obj: Any) -> Any:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return obj
     box = [obj]

@@ -36,6 +36,7 @@ from typing import Any
 from radiolm.errors import RadioLMError
 from radiolm.metrics.clinical import CE_FORMULAS, UNCERTAIN_POLICIES
 from radiolm.metrics.evaluate import LABELERS, METRIC_FAMILIES, Evaluation, MetricOptions, evaluate
+from radiolm.metrics.nlg import NLGScorer
 
 __all__ = [
     "AVERAGES",
@@ -226,6 +227,7 @@ class EvaluationProtocol:
     ) -> None:
         if preset not in PRESETS:
             raise RadioLMError(f"evaluation preset {preset!r}: unknown; use one of {list(PRESETS)} (docs/protocols.md)")
+        # The arguments given (not None) replace the preset's values; lists become tuples (settings are frozen).
         given = {k: v for k, v in locals().items() if k not in ("self", "preset") and v is not None}
         given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
         self.name = preset
@@ -333,12 +335,17 @@ class EvaluationProtocol:
                 "--chexbert-checkpoint, --chexbert-tokenizer), or labeler: rules to use the rule labeler"
             )
         prepared = self.prepare(records, tokenizer)
+        skip_meteor = not self.reports("meteor")
+        if "nlg" in families and nlg_scorer is None and skip_meteor:
+            nlg_scorer = NLGScorer(meteor=False)  # METEOR is not reported: no JVM
         if families:
             result = evaluate(prepared, families, self.options(nlg_scorer), bootstrap, seed)
         else:
             result = Evaluation(len(prepared), sum(not str(r["prediction"]).strip() for r in prepared))
             result.options = self.options(nlg_scorer)
         result.unavailable = {**unavailable, **result.unavailable}
+        if skip_meteor:
+            result.unavailable.pop("meteor", None)
         result.scores = {k: v for k, v in result.scores.items() if self.reports(k)}
         result.intervals = {k: v for k, v in result.intervals.items() if k in result.scores}
         return result
