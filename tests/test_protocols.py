@@ -326,14 +326,18 @@ def test_evaluate_dia_llama_csv_equals_pycocoevalcap(tmp_path: Path, monkeypatch
 
 
 def test_selection_on_a_metric_the_protocol_did_not_compute_is_an_error() -> None:
-    """A checkpoint is never selected on a metric read as 0: validation names the key and why it is missing."""
+    """A checkpoint is never selected on a metric read as 0: validation names the key and why it is missing; a family
+    left out on purpose (``metrics: [ce]`` with a BLEU-4 selection) counts 0 with a warning, as before."""
     from types import SimpleNamespace
 
     from radiolm.methods.base import ReportGenerationModule
 
     protocol = EvaluationProtocol("two_stage")
     unavailable = protocol.evaluate(records(("a", "b")), metrics=["ce"]).unavailable
-    module = SimpleNamespace(selection={"f1_cxb_14": 1.0}, evaluation=protocol)
-    error = ReportGenerationModule._missing_selection(module, {"bleu4": 0.2}, unavailable)  # type: ignore[arg-type]
+    module = SimpleNamespace(selection={"f1_cxb_14": 1.0}, evaluation=protocol, metric_families=["nlg", "ce"])
+    check = ReportGenerationModule._missing_selection
+    error = check(module, {"bleu4": 0.2}, unavailable)  # type: ignore[arg-type]
     assert "['f1_cxb_14']" in error and "'two_stage'" in error and "chexbert_checkpoint" in error
-    assert ReportGenerationModule._missing_selection(module, {"f1_cxb_14": 0.5}, {}) == ""  # type: ignore[arg-type]
+    assert check(module, {"f1_cxb_14": 0.5}, {}) == ""  # type: ignore[arg-type]
+    on_purpose = SimpleNamespace(selection={"bleu4": 1.0}, evaluation=protocol, metric_families=["ce"])
+    assert check(on_purpose, {"f1_cxb_14": 0.5}, {}) == ""  # type: ignore[arg-type]

@@ -230,7 +230,7 @@ class ReportGenerationModule(pl.LightningModule):
             if stage == "val":
                 error = self._missing_selection(scores, result.unavailable)
                 if not error:
-                    scores["selection"] = sum(w * scores[k] for k, w in self.selection.items())
+                    scores["selection"] = sum(w * scores.get(k, 0.0) for k, w in self.selection.items())
             if not error:
                 self._write(run_dir, stage, records, scores)
                 self.last_records[stage] = records
@@ -241,16 +241,26 @@ class ReportGenerationModule(pl.LightningModule):
             self.log(f"{stage}/{name}", value, prog_bar=name in ("bleu4", "cider", "selection"), sync_dist=False)
 
     def _missing_selection(self, scores: dict[str, float], unavailable: dict[str, str]) -> str:
-        """Why :attr:`selection` cannot be computed (a metric the protocol did not give), or ``""``: a checkpoint is
-        never chosen on a metric silently read as 0."""
+        """Why :attr:`selection` cannot be computed, or ``""``.
+
+        A selection metric of a family that was asked for but could not be computed (a missing model, say) stops
+        the run: a checkpoint is never chosen on a metric silently read as 0. One of a family left out on purpose
+        (``metrics: [ce]`` with the default BLEU-4 + CIDEr selection, for speed) counts 0, with a warning."""
         missing = [key for key in self.selection if key not in scores]
-        if not missing:
-            return ""
-        reasons = "; ".join(f"{k}: {v}" for k, v in unavailable.items()) or "not a metric of these families"
-        return (
-            f"model.init_args.selection needs {missing}, which the {self.evaluation.name!r} evaluation protocol did "
-            f"not compute ({reasons}); change selection or the evaluation settings"
-        )
+        failed = [key for key in missing if _family_of(key) in self.metric_families]
+        if failed:
+            reasons = "; ".join(f"{k}: {v}" for k, v in unavailable.items()) or "not a metric of these families"
+            return (
+                f"model.init_args.selection needs {failed}, which the {self.evaluation.name!r} evaluation protocol "
+                f"did not compute ({reasons}); change selection or the evaluation settings"
+            )
+        if missing:
+            log.warning(
+                "radiolm: selection metrics %s are not computed (metrics: %s); they count 0",
+                missing,
+                self.metric_families,
+            )
+        return ""
 
     def _run_dir(self) -> Path:
         """The run folder. ``trainer.log_dir`` is a collective (rank 0 broadcasts it): every rank must call this,
@@ -263,6 +273,16 @@ class ReportGenerationModule(pl.LightningModule):
         summary = {"n": len(records), "protocol": self.evaluation.name, **scores}
         (run_dir / f"metrics-{stage}-{epoch}.json").write_text(json.dumps(summary, indent=2))
         log.info("radiolm: wrote %s (%d studies)", path, len(records))
+
+
+def _family_of(metric: str) -> str:
+    """The metric family of a metric name (``bleu4`` -> ``nlg``, ``f1_cxb_14`` -> ``ce``)."""
+    if metric.startswith(("ce_", "f1_cxb_")):
+        return "ce"
+    for family in ("bertscore", "radgraph", "radcliq"):
+        if metric.startswith(family):
+            return family
+    return "nlg"
 
 
 def _gather_objects(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
