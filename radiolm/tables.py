@@ -4,6 +4,7 @@ A spec (``experiments/tables/*.yaml``) names the runs (rows) and the metrics (co
 
     title: "Table 1: ..."
     source: two_stage_finetune.md §5, Table 1
+    protocol: two_stage                       # optional: the evaluation protocol the rows must be scored with
     columns:
       - {key: bleu4, header: BLEU-4}          # a key of metrics-test-*.json, or best_epoch
     unavailable:                              # optional: why a column may stay empty (a footnote)
@@ -17,7 +18,9 @@ A spec (``experiments/tables/*.yaml``) names the runs (rows) and the metrics (co
 A spec with several tables lists them under ``tables:``, each with its own title / columns / rows. Each row runs
 ``python -m radiolm fit -c CONFIG --run_name <stem>/<name> ARGS`` in its own process (``fit`` ends with ``test``
 on the best checkpoint); the newest ``metrics-test-*.json`` under ``runs/<stem>/<name>/`` fills the row. The table
-is printed and written to ``runs/<stem>/table.md`` (and ``table.json``). ``--dry-run`` prints the commands;
+is printed and written to ``runs/<stem>/table.md`` (and ``table.json``). With ``protocol:``, the table names it and
+flags a row whose metrics were computed under another protocol (``metrics-test-*.json`` records its ``protocol``;
+the rows' experiments set it in ``model.init_args.evaluation``, docs/protocols.md). ``--dry-run`` prints the commands;
 ``--collect`` only rebuilds the table from runs that exist; ``--rows a,b`` runs a subset.
 """
 
@@ -65,6 +68,7 @@ class TableSpec:
     rows: list[Row]
     source: str = ""
     unavailable: dict[str, str] = field(default_factory=dict)
+    protocol: str = ""
 
 
 def _fail(path: Path, where: str, what: str) -> RadioLMError:
@@ -95,7 +99,14 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
         rows.append(
             Row(str(row["name"]), str(row.get("label", row["name"])), str(row["config"]), [str(a) for a in args])
         )
-    return TableSpec(str(raw["title"]), columns, rows, str(raw.get("source", "")), dict(raw.get("unavailable") or {}))
+    protocol = str(raw.get("protocol") or "")
+    if protocol:
+        from radiolm.metrics.protocols import PRESETS
+
+        if protocol not in PRESETS:
+            raise _fail(path, f"{where}protocol", f"unknown protocol {protocol!r}; use one of {list(PRESETS)}")
+    unavailable = dict(raw.get("unavailable") or {})
+    return TableSpec(str(raw["title"]), columns, rows, str(raw.get("source", "")), unavailable, protocol)
 
 
 def load_spec(path: str | Path) -> list[TableSpec]:
@@ -130,13 +141,13 @@ def _epoch_of(path: Path) -> int:
     return int(path.stem.rsplit("-", 1)[-1])
 
 
-def collect_row(runs_root: Path, spec_path: Path, row: Row) -> dict[str, float] | None:
+def collect_row(runs_root: Path, spec_path: Path, row: Row) -> dict[str, Any] | None:
     """Test metrics of the row's newest run (``None`` when it has not run), plus :data:`BEST_EPOCH`."""
     folder = runs_root / spec_path.stem / row.name
     tests = sorted(folder.glob("**/metrics-test-*.json"), key=lambda p: p.stat().st_mtime)
     if not tests:
         return None
-    metrics: dict[str, float] = json.loads(tests[-1].read_text())
+    metrics: dict[str, Any] = json.loads(tests[-1].read_text())
     vals = [
         (json.loads(p.read_text()).get("selection"), _epoch_of(p)) for p in tests[-1].parent.glob("metrics-val-*.json")
     ]
@@ -146,11 +157,13 @@ def collect_row(runs_root: Path, spec_path: Path, row: Row) -> dict[str, float] 
     return metrics
 
 
-def render_table(table: TableSpec, results: dict[str, dict[str, float] | None]) -> str:
+def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) -> str:
     """Markdown in the paper's layout: one row per run, one column per metric; empty cells explained below."""
     lines = [f"### {table.title}", ""]
     if table.source:
         lines += [f"Paper: {table.source}", ""]
+    if table.protocol:
+        lines += [f"Evaluation protocol: `{table.protocol}` (docs/protocols.md)", ""]
     lines += ["| | " + " | ".join(c.header for c in table.columns) + " |"]
     lines += ["|---|" + "|".join("---:" for _ in table.columns) + "|"]
     empty: set[str] = set()
@@ -169,6 +182,17 @@ def render_table(table: TableSpec, results: dict[str, dict[str, float] | None]) 
             )
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
     notes = [f"- {', '.join(not_run)}: not run yet."] if not_run else []
+    if table.protocol:
+        other = {
+            row.label: str((results.get(row.name) or {}).get("protocol", "default"))
+            for row in table.rows
+            if results.get(row.name) is not None
+        }
+        notes += [
+            f"- {label}: scored with the `{name}` protocol, not `{table.protocol}`: not comparable with the paper."
+            for label, name in other.items()
+            if name != table.protocol
+        ]
     for key in sorted(empty):
         header = next(c.header for c in table.columns if c.key == key)
         reason = table.unavailable.get(key, f"the runs' metrics have no `{key}`")

@@ -25,8 +25,10 @@ from torch import Tensor, nn
 
 from radiolm.batch import ReportBatch
 from radiolm.data.transforms import ImageTransformConfig
+from radiolm.errors import RadioLMError
 from radiolm.methods.optim import LRSchedule, build_scheduler
-from radiolm.metrics.evaluate import dedupe_records, evaluate_records, write_predictions
+from radiolm.metrics.evaluate import dedupe_records, write_predictions
+from radiolm.metrics.protocols import EvaluationProtocol
 from radiolm.parts.generation import DecodingConfig, generate_reports
 from radiolm.parts.language_model import LanguageModel
 from radiolm.parts.prompt import PromptTemplate
@@ -51,7 +53,9 @@ class ReportGenerationModule(pl.LightningModule):
         schedule: Learning-rate schedule, stepped every optimizer step.
         selection: Weights of the validation metrics whose sum is logged as ``val/selection`` (the checkpoint
             monitor in ``experiments/_base/callbacks.yaml``).
-        metrics: Metric families computed in validation and test (default ``nlg`` and ``ce``).
+        metrics: Metric families computed in validation and test (default: the evaluation protocol's).
+        evaluation: How validation and test score the reports (labeler, averages, text handling, ...;
+            :mod:`radiolm.metrics.protocols`); default the suite's ``default`` protocol.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class ReportGenerationModule(pl.LightningModule):
         schedule: LRSchedule | None = None,
         selection: dict[str, float] | None = None,
         metrics: list[str] | None = None,
+        evaluation: EvaluationProtocol | None = None,
     ) -> None:
         super().__init__()
         self._save_cli_hyperparameters()
@@ -72,7 +77,8 @@ class ReportGenerationModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.schedule = schedule or LRSchedule()
         self.selection = dict(selection or DEFAULT_SELECTION)
-        self.metric_families = list(metrics or ["nlg", "ce"])
+        self.evaluation = evaluation or EvaluationProtocol()
+        self.metric_families = list(metrics or self.evaluation.metrics)
         self._records: dict[str, list[dict[str, Any]]] = {}
         self.last_records: dict[str, list[dict[str, Any]]] = {}  # per stage, after scoring (for callbacks)
 
@@ -215,15 +221,46 @@ class ReportGenerationModule(pl.LightningModule):
         records = dedupe_records(_gather_objects(records))
         run_dir = self._run_dir()
         scores: dict[str, float] = {}
+        error = ""  # set on rank 0, raised on every rank after the broadcast (no rank waits for a failed one)
         if self.global_rank == 0:
-            scores = evaluate_records(records, self.metric_families)
+            result = self.evaluation.evaluate(
+                records, tokenizer=self.language_model.tokenizer, metrics=self.metric_families
+            )
+            scores = result.flat()
             if stage == "val":
-                scores["selection"] = sum(w * scores.get(k, 0.0) for k, w in self.selection.items())
-            self._write(run_dir, stage, records, scores)
-            self.last_records[stage] = records
-        scores = _broadcast_object(scores)
+                error = self._missing_selection(scores, result.unavailable)
+                if not error:
+                    scores["selection"] = sum(w * scores.get(k, 0.0) for k, w in self.selection.items())
+            if not error:
+                self._write(run_dir, stage, records, scores)
+                self.last_records[stage] = records
+        scores, error = _broadcast_object((scores, error))
+        if error:
+            raise RadioLMError(error)
         for name, value in scores.items():
             self.log(f"{stage}/{name}", value, prog_bar=name in ("bleu4", "cider", "selection"), sync_dist=False)
+
+    def _missing_selection(self, scores: dict[str, float], unavailable: dict[str, str]) -> str:
+        """Why :attr:`selection` cannot be computed, or ``""``.
+
+        A selection metric of a family that was asked for but could not be computed (a missing model, say) stops
+        the run: a checkpoint is never chosen on a metric silently read as 0. One of a family left out on purpose
+        (``metrics: [ce]`` with the default BLEU-4 + CIDEr selection, for speed) counts 0, with a warning."""
+        missing = [key for key in self.selection if key not in scores]
+        failed = [key for key in missing if _family_of(key) in self.metric_families]
+        if failed:
+            reasons = "; ".join(f"{k}: {v}" for k, v in unavailable.items()) or "not a metric of these families"
+            return (
+                f"model.init_args.selection needs {failed}, which the {self.evaluation.name!r} evaluation protocol "
+                f"did not compute ({reasons}); change selection or the evaluation settings"
+            )
+        if missing:
+            log.warning(
+                "radiolm: selection metrics %s are not computed (metrics: %s); they count 0",
+                missing,
+                self.metric_families,
+            )
+        return ""
 
     def _run_dir(self) -> Path:
         """The run folder. ``trainer.log_dir`` is a collective (rank 0 broadcasts it): every rank must call this,
@@ -233,8 +270,19 @@ class ReportGenerationModule(pl.LightningModule):
     def _write(self, run_dir: Path, stage: str, records: list[dict[str, Any]], scores: dict[str, float]) -> None:
         epoch = self.current_epoch
         path = write_predictions(run_dir / f"predictions-{stage}-{epoch}.jsonl", records)
-        (run_dir / f"metrics-{stage}-{epoch}.json").write_text(json.dumps({"n": len(records), **scores}, indent=2))
+        summary = {"n": len(records), "protocol": self.evaluation.name, **scores}
+        (run_dir / f"metrics-{stage}-{epoch}.json").write_text(json.dumps(summary, indent=2))
         log.info("radiolm: wrote %s (%d studies)", path, len(records))
+
+
+def _family_of(metric: str) -> str:
+    """The metric family of a metric name (``bleu4`` -> ``nlg``, ``f1_cxb_14`` -> ``ce``)."""
+    if metric.startswith(("ce_", "f1_cxb_")):
+        return "ce"
+    for family in ("bertscore", "radgraph", "radcliq"):
+        if metric.startswith(family):
+            return family
+    return "nlg"
 
 
 def _gather_objects(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -245,7 +293,7 @@ def _gather_objects(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for part in parts for r in part]
 
 
-def _broadcast_object(obj: dict[str, float]) -> dict[str, float]:
+def _broadcast_object(obj: Any) -> Any:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return obj
     box = [obj]

@@ -21,6 +21,11 @@ Undefined ratios: in micro and macro averages a ratio with a zero denominator is
 ``zero_division=0``, which the peers' code uses), so in a macro average an observation that is neither present nor
 predicted counts as 0. Example-based, a report whose reference and prediction are both without positives scores 1
 for P, R and F1 (an empty set matched by an empty set); any other zero denominator scores 0.
+
+``formula="epsilon"`` (Dia-LLaMA's official ``utils/metrics_clinical.py``) instead adds 1e-6 to every denominator:
+``P = tp / (tp + fp + 1e-6)``, ``R = tp / (tp + fn + 1e-6)``, ``F1 = tp / (tp + (fp + fn) / 2 + 1e-6)``, for micro,
+macro (per observation) and example-based (per report) alike; a report with no positive on either side then scores
+0, and no ratio is exactly 1.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from collections.abc import Callable, Sequence
 from radiolm.data.labels import CHEXPERT_5, CHEXPERT_14
 
 __all__ = [
+    "CE_FORMULAS",
     "CE_METRICS",
     "UNCERTAIN_POLICIES",
     "Labeler",
@@ -44,6 +50,12 @@ Labeler = Callable[[list[str]], list[list[int | None]]]
 """A report labeler: texts in, 14 labels per text (1 / 0 / -1 / ``None``) in CHEXPERT_14 order out."""
 
 LabelMatrix = Sequence[Sequence[int | None]]
+
+CE_FORMULAS = ("suite", "epsilon")
+"""How ratios are formed: zero denominators as the module docstring says (``suite``), or Dia-LLaMA's ``+ 1e-6``."""
+
+EPSILON = 1e-6
+"""The constant Dia-LLaMA's ``utils/metrics_clinical.py`` adds to every denominator."""
 
 UNCERTAIN_POLICIES = ("negative", "positive")
 """How an uncertain label (-1) is binarized."""
@@ -109,6 +121,11 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return _ratio(tp, tp + fp), _ratio(tp, tp + fn), _ratio(2 * tp, 2 * tp + fp + fn)
 
 
+def _prf_epsilon(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
+    """Precision, recall and F1 as Dia-LLaMA's code forms them (``+ 1e-6`` in every denominator)."""
+    return tp / (tp + fp + EPSILON), tp / (tp + fn + EPSILON), tp / (tp + 0.5 * (fp + fn) + EPSILON)
+
+
 def _counts(pred: list[list[int]], ref: list[list[int]], column: int) -> tuple[int, int, int]:
     """True positives, false positives and false negatives of one observation over all reports."""
     tp = sum(p[column] and r[column] for p, r in zip(pred, ref, strict=True))
@@ -125,13 +142,15 @@ def _binary_pair(pred_labels: LabelMatrix, ref_labels: LabelMatrix, uncertain: s
     return binarize(pred_labels, uncertain, "prediction labels"), binarize(ref_labels, uncertain, "reference labels")
 
 
-def _example_based(pred: list[list[int]], ref: list[list[int]]) -> tuple[float, float, float]:
-    """Mean per-report P, R, F1 over the 14 observations; both sides empty scores 1 (module docstring)."""
+def _example_based(pred: list[list[int]], ref: list[list[int]], formula: str = "suite") -> tuple[float, float, float]:
+    """Mean per-report P, R, F1 over the 14 observations; both sides empty scores 1, or 0 with ``epsilon``."""
     totals = [0.0, 0.0, 0.0]
     for p_row, r_row in zip(pred, ref, strict=True):
         tp = sum(p and r for p, r in zip(p_row, r_row, strict=True))
         n_pred, n_ref = sum(p_row), sum(r_row)
-        if n_pred == 0 and n_ref == 0:
+        if formula == "epsilon":
+            scores = _prf_epsilon(tp, n_pred - tp, n_ref - tp)
+        elif n_pred == 0 and n_ref == 0:
             scores = (1.0, 1.0, 1.0)
         else:
             scores = (_ratio(tp, n_pred), _ratio(tp, n_ref), _ratio(2 * tp, n_pred + n_ref))
@@ -140,7 +159,7 @@ def _example_based(pred: list[list[int]], ref: list[list[int]]) -> tuple[float, 
 
 
 def clinical_efficacy(
-    pred_labels: LabelMatrix, ref_labels: LabelMatrix, uncertain: str = "negative"
+    pred_labels: LabelMatrix, ref_labels: LabelMatrix, uncertain: str = "negative", formula: str = "suite"
 ) -> dict[str, float]:
     """CE metrics of two label matrices (names and conventions in the module docstring).
 
@@ -148,21 +167,25 @@ def clinical_efficacy(
         pred_labels: N x 14 labels of the generated reports (1 / 0 / -1 / ``None``).
         ref_labels: N x 14 labels of the reference reports, same order.
         uncertain: ``"negative"`` (default) or ``"positive"``: how -1 is binarized.
+        formula: ``"suite"`` (default) or ``"epsilon"`` (Dia-LLaMA's code): how ratios are formed.
 
     Returns:
         ``{name: value}`` for every name of :data:`CE_METRICS`.
     """
+    if formula not in CE_FORMULAS:
+        raise ValueError(f"formula={formula!r}; use one of {list(CE_FORMULAS)}")
+    prf = _prf_epsilon if formula == "epsilon" else _prf
     pred, ref = _binary_pair(pred_labels, ref_labels, uncertain)
     scores: dict[str, float] = {}
     for suffix, columns in (("14", _INDEX_14), ("5", _INDEX_5)):
         counts = [_counts(pred, ref, column) for column in columns]
-        micro = _prf(*(sum(c[k] for c in counts) for k in range(3)))
-        per_observation = [_prf(*c) for c in counts]
+        micro = prf(*(sum(c[k] for c in counts) for k in range(3)))
+        per_observation = [prf(*c) for c in counts]
         macro = [sum(values[k] for values in per_observation) / len(columns) for k in range(3)]
         for k, metric in enumerate(("precision", "recall", "f1")):
             scores[f"ce_{metric}_micro_{suffix}"] = micro[k]
             scores[f"ce_{metric}_macro_{suffix}"] = macro[k]
-    example = _example_based(pred, ref)
+    example = _example_based(pred, ref, formula)
     scores.update(ce_precision_example=example[0], ce_recall_example=example[1], ce_f1_example=example[2])
     scores["f1_cxb_14"], scores["f1_cxb_5"] = scores["ce_f1_micro_14"], scores["ce_f1_micro_5"]
     return {name: scores[name] for name in CE_METRICS}

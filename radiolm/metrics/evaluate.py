@@ -69,6 +69,10 @@ class MetricOptions:
         radgraph_model: RadGraph model folder (``None``: the ``radgraph`` package's default, when installed).
         nlg_scorer: A running :class:`~radiolm.metrics.nlg.NLGScorer` to reuse (its METEOR JVM); ``None``: the process's
             :func:`~radiolm.metrics.nlg.shared_nlg_scorer`.
+        ce_formula: ``"suite"`` or ``"epsilon"`` (Dia-LLaMA's ``+ 1e-6``; :mod:`radiolm.metrics.clinical`).
+        radgraph_levels: RadGraph F1 levels reported as ``radgraph_<level>`` (``simple``, ``partial``, ``complete``,
+            ``combined``: the RadCliQ input).
+        protocol: Name of the evaluation protocol these options come from (:mod:`radiolm.metrics.protocols`).
     """
 
     labeler: str | Labeler = "rules"
@@ -80,6 +84,9 @@ class MetricOptions:
     bertscore_baseline: str | None = None
     radgraph_model: str | None = None
     nlg_scorer: NLGScorer | None = None
+    ce_formula: str = "suite"
+    radgraph_levels: tuple[str, ...] = ("simple", "partial", "complete")
+    protocol: str = "default"
 
 
 @dataclass
@@ -122,6 +129,7 @@ class Evaluation:
         out: dict[str, Any] = {"n": self.n, "n_empty_predictions": self.n_empty_predictions, **self.flat()}
         out["unavailable"] = dict(self.unavailable)
         settings: dict[str, Any] = {"labeler": labeler, "uncertain": self.options.uncertain}
+        settings["protocol"] = self.options.protocol
         out["settings"] = settings
         if any(name.startswith(("bertscore", "radcliq")) for name in self.scores):  # scores depend on model and layer
             settings["bertscore_model"] = self.options.bertscore_model
@@ -334,8 +342,9 @@ def evaluate(
         if len(labels) != 2 * len(records):
             raise ValueError(f"the labeler returned {len(labels)} label rows for {2 * len(records)} texts")
         result.labels = (labels[: len(records)], labels[len(records) :])
-        result.scores.update(clinical_efficacy(*result.labels, uncertain=options.uncertain))
-        resamplers.append(ce_resampler(*result.labels, uncertain=options.uncertain))
+        result.scores.update(clinical_efficacy(*result.labels, uncertain=options.uncertain, formula=options.ce_formula))
+        if options.ce_formula == "suite":  # the resampler knows the suite's ratios; "epsilon" CE is not resampled
+            resamplers.append(ce_resampler(*result.labels, uncertain=options.uncertain))
     if scorer is not None:
         stats = scorer.stats(predictions, references, languages)
         result.scores = {**stats.scores(), **result.scores}  # NLG first
@@ -348,7 +357,10 @@ def evaluate(
             result.unavailable[family] = found
             log.warning("radiolm: %s unavailable: %s", family, found)
             continue
-        per_study = {key: found[key] for key in _PER_STUDY[family][2]}
+        keys = _PER_STUDY[family][2]
+        if family == "radgraph":
+            keys = tuple(f"radgraph_{level}" for level in options.radgraph_levels)
+        per_study = {key: found[key] for key in keys}
         result.scores.update({key: sum(values) / len(values) for key, values in per_study.items()})
         resamplers.append(mean_resampler(per_study))
     if bootstrap:
@@ -387,8 +399,37 @@ def write_predictions(path: str | Path, records: Iterable[dict[str, Any]]) -> Pa
     return path
 
 
+# Dia-LLaMA's published predictions (results/dia-llama.csv of its repository): column -> radiolm field.
+DIA_LLAMA_CSV_COLUMNS = {"ID": "id", "Pred": "prediction", "Ground Truth": "reference"}
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """Records of a predictions CSV: columns ``id, prediction, reference[, language]``, or Dia-LLaMA's ``ID, Pred,
+    Ground Truth`` (its ``results/dia-llama.csv``); a row without an id gets its row number."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        columns = set(reader.fieldnames or ())
+        if set(REQUIRED_FIELDS) <= columns:
+            mapping = {k: k for k in (*REQUIRED_FIELDS, "language") if k in columns}
+        elif {"Pred", "Ground Truth"} <= columns:
+            mapping = {k: v for k, v in DIA_LLAMA_CSV_COLUMNS.items() if k in columns}
+        else:
+            raise DataError(
+                f"{path}: a predictions CSV needs the columns {list(REQUIRED_FIELDS)} (or Dia-LLaMA's 'Pred' and "
+                f"'Ground Truth'); it has {sorted(columns)}"
+            )
+        rows = []
+        for n, row in enumerate(reader, start=2):
+            record = {field: row[column] or "" for column, field in mapping.items()}
+            record.setdefault("id", str(n - 1))
+            rows.append((n, record))
+    return [{"_line": n, **record} for n, record in rows]
+
+
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:
-    """Read a predictions JSONL, checking fields, their types and duplicate ids.
+    """Read a predictions JSONL (or CSV, see :func:`_read_csv`), checking fields, their types and duplicate ids.
 
     Raises:
         DataError: naming the file and line of a line that is not a JSON object, lacks a field, holds a non-text
@@ -397,6 +438,17 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such predictions file")
+    if path.suffix.lower() == ".csv":
+        records, seen = [], set()
+        for record in _read_csv(path):
+            line = record.pop("_line")
+            if str(record["id"]) in seen:
+                raise DataError(f"{path}:{line}: duplicate id {record['id']!r}")
+            seen.add(str(record["id"]))
+            records.append(record)
+        if not records:
+            raise DataError(f"{path}: no predictions (the file has no rows)")
+        return records
     records, seen = [], set()
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
