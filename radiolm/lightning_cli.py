@@ -7,6 +7,7 @@ The model is any :class:`ReportGenerationModule`, the data any :class:`ReportDat
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -14,11 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from radiolm.callbacks.progress_log import ProgressLog
 from radiolm.config_include import register as register_include_loader
 from radiolm.data.datamodules.base import ReportDataModule
+from radiolm.data.datamodules.continual import ContinualDataModule
 from radiolm.errors import MissingAssetError, RadioLMError
 from radiolm.loggers import WandbLogger, choose_wandb_mode
 from radiolm.methods.base import ReportGenerationModule
@@ -93,6 +96,8 @@ class RadioLMCLI(LightningCLI):
     * Loggers whose ``name`` is null are named after the experiment file (``runs/<experiment>/version_N``) or
       ``--run_name`` (the table runner names each row's run).
     * ``fit`` ends with ``test`` on the best checkpoint unless ``--test_after_fit false``.
+    * ``fit`` with a :class:`~radiolm.data.ContinualDataModule` trains its tasks stage by stage and tests every seen
+      task after each (:meth:`fit`, :mod:`radiolm.continual.sequence`).
     * ``trainer.precision`` left unset is chosen from the machine (:mod:`radiolm.precision`: bf16-mixed where the
       GPU or CPU has native bfloat16, fp32 on a CPU without it) and logged once; an explicit value wins.
     * Every run gets :class:`~radiolm.callbacks.ProgressLog` (plain progress lines); without a terminal on stderr
@@ -194,7 +199,49 @@ class RadioLMCLI(LightningCLI):
         flat = self._current_config().as_flat()
         return [k for k, v in vars(flat).items() if v == value and not k.startswith("__")]
 
+    def fit(self, model: ReportGenerationModule, datamodule: Any = None, **kwargs: Any) -> None:
+        """``trainer.fit``; with a :class:`~radiolm.data.ContinualDataModule` the whole sequence instead
+        (:mod:`radiolm.continual.sequence`): one Trainer per stage, every seen task tested after each, the matrix
+        in the run folder; ``--ckpt_path <run folder>`` resumes that run at the stage where it stopped."""
+        if not isinstance(datamodule, ContinualDataModule):
+            self.trainer.fit(model, datamodule=datamodule, **kwargs)
+            return
+        from radiolm.continual.sequence import run_sequence
+
+        ckpt_path = kwargs.get("ckpt_path")
+        if ckpt_path and not Path(ckpt_path).is_dir():
+            raise RadioLMError(
+                f"--ckpt_path {ckpt_path}: a continual run resumes from its run folder (the one holding "
+                "continual-state.json), not from a checkpoint file"
+            )
+        run_dir = Path(ckpt_path) if ckpt_path else Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        run_sequence(model, datamodule, run_dir, self._stage_trainer, self._test_trainer)
+
+    def _config_callbacks(self) -> list[Any]:
+        """Fresh copies of the config's callbacks for one stage's Trainer (a ModelCheckpoint's best path is per
+        stage); the config-saving and progress callbacks are added by :meth:`instantiate_trainer` again."""
+        from lightning.pytorch.cli import SaveConfigCallback
+
+        callbacks = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        keep = [c for c in callbacks if not isinstance(c, (SaveConfigCallback, ProgressLog))]
+        return [copy.deepcopy(c) for c in keep]
+
+    def _stage_trainer(self, max_epochs: int, stage_dir: Path) -> Any:
+        callbacks = self._config_callbacks()
+        for callback in callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = str(stage_dir / "checkpoints")
+        return self.instantiate_trainer(max_epochs=max_epochs, callbacks=callbacks, logger=self.trainer.loggers)
+
+    def _test_trainer(self, folder: Path) -> Any:
+        folder.mkdir(parents=True, exist_ok=True)
+        return self.instantiate_trainer(
+            callbacks=[], logger=False, enable_checkpointing=False, default_root_dir=str(folder)
+        )
+
     def after_fit(self) -> None:
+        if isinstance(self.datamodule, ContinualDataModule):
+            return  # the sequence tested every seen task after every stage
         if not self.config.fit.test_after_fit or self.trainer.interrupted:
             return
         callback = self.trainer.checkpoint_callback

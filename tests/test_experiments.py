@@ -38,6 +38,8 @@ DATA_FRAGMENTS = {
     "demo": "phantom",
     "dia_llama": "ctrg_chest",
     "dia_llama_phantom": "phantom_ct",
+    "cmrg_llm": "cmrg",
+    "cmrg_llm_phantom": "cmrg_phantom",
 }
 """The ``experiments/data/`` fragment each experiment's ``data:`` includes."""
 
@@ -96,15 +98,22 @@ def test_no_experiment_selects_on_test_studies() -> None:
     assert not [p.name for p in files if "validate_on_test: true" in p.read_text()]
 
 
-@pytest.mark.parametrize("experiment", ALL_EXPERIMENTS, ids=lambda p: p.stem)
+CONTINUAL = {"cmrg_llm", "cmrg_llm_phantom"}
+"""Experiments whose ``fit`` runs a task sequence: 4 stages and 10 scored tests (METEOR's JVM each time), minutes on
+a shared 2-core CPU, so their CLI run is in the slow tier; tests/test_continual.py runs the driver in the fast one."""
+FIT_RUNS = [pytest.param(p, marks=pytest.mark.slow) if p.stem in CONTINUAL else p for p in ALL_EXPERIMENTS]
+
+
+@pytest.mark.parametrize("experiment", FIT_RUNS, ids=lambda p: p.stem)
 def test_experiment_runs_fit_and_test(experiment: Path, tiny_workdir: Path) -> None:
     main(["fit", "-c", str(experiment), "-c", str(overlay(experiment))])
-    predictions = sorted(tiny_workdir.glob("predictions-test-*.jsonl"))
+    # a continual run tests every seen task after each stage, in stage-<t>-<name>/test-<s>-<name>/ of the run folder
+    predictions = sorted(tiny_workdir.rglob("predictions-test-*.jsonl"))
     assert predictions, "fit must end with test and write predictions"
     records = [json.loads(line) for line in predictions[-1].read_text().splitlines()]
     assert records and {"id", "prediction", "reference", "labels"} <= set(records[0])
     assert len({r["id"] for r in records}) == len(records)
-    metrics = json.loads(sorted(tiny_workdir.glob("metrics-test-*.json"))[-1].read_text())
+    metrics = json.loads(sorted(tiny_workdir.rglob("metrics-test-*.json"))[-1].read_text())
     expected = METRICS.union(*(m for prefix, m in METHOD_METRICS.items() if experiment.stem.startswith(prefix)))
     assert expected <= set(metrics), sorted(expected - set(metrics))
 
@@ -121,4 +130,14 @@ def test_experiment_print_config_resolves(experiment: Path, capsys: pytest.Captu
     data = yaml.safe_load(out)["data"]
     assert data["class_path"] == fragment["class_path"]
     expected = {**fragment["init_args"], **changes}
-    assert {k: data["init_args"][k] for k in expected} == expected
+    assert {k: _resolved_as(data["init_args"][k], v) for k, v in expected.items()} == expected
+
+
+def _resolved_as(resolved: Any, given: Any) -> Any:
+    """``resolved`` cut to what ``given`` names: nested DataModules (a continual data set's tasks) resolve with
+    their defaults filled in, which the fragment does not repeat."""
+    if isinstance(given, dict) and isinstance(resolved, dict):
+        return {k: _resolved_as(resolved.get(k), v) for k, v in given.items()}
+    if isinstance(given, list) and isinstance(resolved, list) and len(given) == len(resolved):
+        return [_resolved_as(r, g) for r, g in zip(resolved, given, strict=True)]
+    return resolved

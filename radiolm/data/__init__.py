@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from radiolm.data.datamodules.base import ReportDataModule
+    from radiolm.data.datamodules.continual import ContinualDataModule, ContinualTask
     from radiolm.data.datamodules.ctrg_chest import CTRGChestDataModule
     from radiolm.data.datamodules.iu_xray import IUXrayDataModule
     from radiolm.data.datamodules.mimic_cxr import MIMICCXRDataModule
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "CTRGChestDataModule": "radiolm.data.datamodules.ctrg_chest",
+    "ContinualDataModule": "radiolm.data.datamodules.continual",
+    "ContinualTask": "radiolm.data.datamodules.continual",
     "IUXrayDataModule": "radiolm.data.datamodules.iu_xray",
     "MIMICCXRDataModule": "radiolm.data.datamodules.mimic_cxr",
     "PhantomCTDataModule": "radiolm.data.datamodules.phantom",
@@ -38,6 +41,8 @@ _EXPORTS = {
 
 __all__ = [
     "CTRGChestDataModule",
+    "ContinualDataModule",
+    "ContinualTask",
     "IUXrayDataModule",
     "MIMICCXRDataModule",
     "PhantomCTDataModule",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from radiolm.methods.base import ReportGenerationModule
     from radiolm.methods.bidirectional import Bidirectional
+    from radiolm.methods.cmrg_llm import CMRGLLM, CMRGDomain
     from radiolm.methods.dia_llama import DiaLLaMA
     from radiolm.methods.optim import LRSchedule
     from radiolm.methods.r2gengpt import R2GenGPT
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 # public name -> the module that defines it
 _MODULES = {
     "Bidirectional": "bidirectional",
+    "CMRGDomain": "cmrg_llm",
+    "CMRGLLM": "cmrg_llm",
     "DiaLLaMA": "dia_llama",
     "LRSchedule": "optim",
     "R2GenGPT": "r2gengpt",
@@ -26,8 +29,10 @@ _MODULES = {
     "TwoStageFinetune": "two_stage",
 }
 
-__all__ = [
+__all__ = [  # noqa: RUF022  plain sorted (tests/test_public_names.py); ruff would put CMRGLLM first
     "Bidirectional",
+    "CMRGDomain",
+    "CMRGLLM",
     "DiaLLaMA",
     "LRSchedule",
     "R2GenGPT",

@@ -10,12 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from radiolm.parts.class_centres import ClassCentres
     from radiolm.parts.diagnostic_prompt import DiagnosisTokenPrompt, DiagnosticTextPrompt
     from radiolm.parts.disease_attention import DiseaseAwareAttention, MeanPoolDiseaseFeatures
+    from radiolm.parts.domain_prompts import DomainPrompt, DomainPromptSet, QueryAggregator
     from radiolm.parts.generation import DecodingConfig
     from radiolm.parts.image_decoder import MAEImageDecoder
     from radiolm.parts.language_model import LanguageModel
-    from radiolm.parts.mappers import LinearMapper, PerceiverResampler, QueryMapper
+    from radiolm.parts.mappers import Adapter2D3D, LinearMapper, PerceiverResampler, QueryMapper
     from radiolm.parts.prompt import MaskedEmbeddings, PromptInputs, PromptTemplate
     from radiolm.parts.prototype_memory import DiseaseClassifier, DiseasePrototypeMemory
     from radiolm.parts.text_encoder import TextEncoder
@@ -24,12 +26,16 @@ if TYPE_CHECKING:
 
 # public name -> the module that defines it
 _MODULES = {
+    "Adapter2D3D": "mappers",
+    "ClassCentres": "class_centres",
     "DecodingConfig": "generation",
     "DiagnosisTokenPrompt": "diagnostic_prompt",
     "DiagnosticTextPrompt": "diagnostic_prompt",
     "DiseaseAwareAttention": "disease_attention",
     "DiseaseClassifier": "prototype_memory",
     "DiseasePrototypeMemory": "prototype_memory",
+    "DomainPrompt": "domain_prompts",
+    "DomainPromptSet": "domain_prompts",
     "LanguageModel": "language_model",
     "LinearMapper": "mappers",
     "MAEImageDecoder": "image_decoder",
@@ -38,6 +44,7 @@ _MODULES = {
     "PerceiverResampler": "mappers",
     "PromptInputs": "prompt",
     "PromptTemplate": "prompt",
+    "QueryAggregator": "domain_prompts",
     "QueryMapper": "mappers",
     "RadFMViT3D": "volume_encoder",
     "TextEncoder": "text_encoder",
@@ -46,12 +53,16 @@ _MODULES = {
 }
 
 __all__ = [
+    "Adapter2D3D",
+    "ClassCentres",
     "DecodingConfig",
     "DiagnosisTokenPrompt",
     "DiagnosticTextPrompt",
     "DiseaseAwareAttention",
     "DiseaseClassifier",
     "DiseasePrototypeMemory",
+    "DomainPrompt",
+    "DomainPromptSet",
     "LanguageModel",
     "LinearMapper",
     "MAEImageDecoder",
@@ -60,6 +71,7 @@ __all__ = [
     "PerceiverResampler",
     "PromptInputs",
     "PromptTemplate",
+    "QueryAggregator",
     "QueryMapper",
     "RadFMViT3D",
     "TextEncoder",

@@ -125,6 +125,11 @@ class LanguageModel(nn.Module):
         """
         decoder = self.base.get_decoder()
         hidden = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)[0]
+        return self.loss_from_hidden(hidden, labels)
+
+    def loss_from_hidden(self, hidden: Tensor, labels: Tensor) -> Tensor:
+        """:meth:`loss` from last-layer hidden states ``[B, T, D]`` already computed (:meth:`hidden_states`), for a
+        method that also reads the states (CMRG-LLM's ``h^p``) and so runs the decoder once."""
         targets = labels[:, 1:]
         keep = targets != -100
         logits = self.base.get_output_embeddings()(hidden[:, :-1][keep])

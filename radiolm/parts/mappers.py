@@ -7,11 +7,12 @@ arguments, the method supplies the two widths (jsonargparse turns the config int
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LinearMapper", "MapperFactory", "PerceiverResampler", "QueryMapper"]
+__all__ = ["Adapter2D3D", "LinearMapper", "MapperFactory", "PerceiverResampler", "QueryMapper"]
 
 MapperFactory = Callable[[int, int], nn.Module]
 
@@ -166,3 +167,52 @@ class QueryMapper(nn.Module):
         x = x + self.cross_attn(self.norm_cross(x), visual, visual, need_weights=False)[0]
         x = x + self.feed_forward(self.norm_ff(x))
         return self.norm_out(x)
+
+
+class Adapter2D3D(nn.Module):
+    """CMRG-LLM's 2D-3D adapter ``A(.; alpha)`` (§2.3): a CT volume as a 3-channel image for the 2D encoder.
+
+    The depth ``Z`` moves to the channel axis and two 2D convolutions compress it: ``Z -> hidden -> 3`` channels.
+    Each convolution works in-plane and mixes the slices, so the 3 output channels carry 3D context. With the
+    paper's 224 x 224 x 64 volumes: ``[B, 1, 64, 224, 224] -> [B, 3, 224, 224]``.
+
+    Args:
+        depth: Slices ``Z`` of the input volumes (§3.1: 64).
+        hidden: Channels between the two convolutions (§2.3 leaves it open; 16).
+        kernel_size: Of both convolutions, padded to keep ``H x W`` (§2.3 leaves it open; 3).
+        activation: Between the two convolutions (§2.3 leaves it open; ``gelu``; ``none`` makes A linear).
+    """
+
+    def __init__(
+        self,
+        depth: int = 64,
+        hidden: int = 16,
+        kernel_size: int = 3,
+        activation: Literal["none", "relu", "gelu"] = "gelu",
+    ) -> None:
+        super().__init__()
+        acts: dict[str, nn.Module] = {"none": nn.Identity(), "relu": nn.ReLU(), "gelu": nn.GELU()}
+        if activation not in acts:
+            raise ValueError(f"Adapter2D3D: activation must be none, relu or gelu, got {activation!r}")
+        self.depth = depth
+        pad = kernel_size // 2
+        self.layers = nn.Sequential(
+            nn.Conv2d(depth, hidden, kernel_size, padding=pad),
+            acts[activation],
+            nn.Conv2d(hidden, 3, kernel_size, padding=pad),
+        )
+
+    def forward(self, volumes: Tensor) -> Tensor:
+        """``[B, 1, Z, H, W]`` (or ``[B, Z, H, W]``) -> ``[B, 3, H, W]``."""
+        if volumes.ndim == 5:
+            if volumes.shape[1] != 1:
+                raise ValueError(
+                    f"Adapter2D3D: expects one-channel volumes [B, 1, Z, H, W], got {tuple(volumes.shape)}"
+                )
+            volumes = volumes[:, 0]
+        if volumes.shape[1] != self.depth:
+            raise ValueError(
+                f"Adapter2D3D: volumes have {volumes.shape[1]} slices, the adapter was built for depth={self.depth}; "
+                "set the adapter's depth to the data's volume depth"
+            )
+        return self.layers(volumes)

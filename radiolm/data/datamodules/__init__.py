@@ -5,6 +5,7 @@
 * :class:`R2GenDataModule` (:mod:`~radiolm.data.datamodules.r2gen`): chest X-rays in the R2Gen layout;
   :class:`IUXrayDataModule` and :class:`MIMICCXRDataModule` add report cleaning and their data set's checks.
 * :class:`CTRGChestDataModule` (:mod:`~radiolm.data.datamodules.ctrg_chest`): chest CT in the CTRG layout.
+* :class:`ContinualDataModule` (:mod:`~radiolm.data.datamodules.continual`): a sequence of tasks, one active at a time.
 * :class:`PhantomCXRDataModule` and :class:`PhantomCTDataModule` (:mod:`~radiolm.data.datamodules.phantom`): the
   phantoms, built on first use.
 * :mod:`~radiolm.data.datamodules.sampler` (length bucketing) and :mod:`~radiolm.data.datamodules.volume_transforms`
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from radiolm.data.datamodules.base import ReportDataModule, ReportDataset
+    from radiolm.data.datamodules.continual import ContinualDataModule, ContinualTask
     from radiolm.data.datamodules.ctrg_chest import CTRGChestDataModule, VolumeStudyDataset
     from radiolm.data.datamodules.iu_xray import IUXrayDataModule
     from radiolm.data.datamodules.mimic_cxr import MIMICCXRDataModule
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "CTRGChestDataModule": "ctrg_chest",
+    "ContinualDataModule": "continual",
+    "ContinualTask": "continual",
     "IUXrayDataModule": "iu_xray",
     "MIMICCXRDataModule": "mimic_cxr",
     "PhantomCTDataModule": "phantom",
@@ -41,6 +45,8 @@ _EXPORTS = {
 
 __all__ = [
     "CTRGChestDataModule",
+    "ContinualDataModule",
+    "ContinualTask",
     "IUXrayDataModule",
     "MIMICCXRDataModule",
     "PhantomCTDataModule",
