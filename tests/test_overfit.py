@@ -243,6 +243,7 @@ def report_llms() -> dict[str, Path]:
 
 
 def cli_args(case: Case, llm: str | None = None) -> list[str]:
+    """``-c experiments/X.yaml -c tests/conf/X.yaml`` + greedy decoding + the switch + the case's lr (+ its LLM)."""
     experiment = REPO / "experiments" / f"{case.experiment}.yaml"
     args = ["-c", str(experiment), "-c", str(CONF / experiment.name), *GREEDY, *case.args]
     args.append(f"--model.init_args.optimizer.init_args.lr={case.lr}")
