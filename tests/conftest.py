@@ -49,8 +49,11 @@ CORPUS = [
 ]
 
 
-def make_tiny_llm(out: Path, vocab_size: int = 320, hidden_size: int = 32, seed: int = 0) -> Path:
-    """A 2-layer Llama with a byte-level BPE tokenizer trained on report text, saved as an HF folder."""
+def make_tiny_llm(
+    out: Path, vocab_size: int = 320, hidden_size: int = 32, seed: int = 0, corpus: list[str] | None = None
+) -> Path:
+    """A 2-layer Llama with a byte-level BPE tokenizer trained on report text (``CORPUS``, plus ``corpus``), saved
+    as an HF folder."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -61,7 +64,7 @@ def make_tiny_llm(out: Path, vocab_size: int = 320, hidden_size: int = 32, seed:
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    bpe.train_from_iterator(CORPUS * 20, trainer=trainer)
+    bpe.train_from_iterator((CORPUS + (corpus or [])) * 20, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )
