@@ -134,11 +134,13 @@ ONE_BATCH = ["--trainer.fast_dev_run=false", "--trainer.max_epochs=1", "--traine
 
 
 def run_demo(workdir: Path) -> None:
-    """The demo's fit as a user runs it, ``python -m radiolm fit`` in its own process, without test (it adds nothing
-    to W&B's config). Its own process: in the test process the wandb service that an earlier test started (in
-    another working directory, with other settings) has been seen to leave this run's file without its exit record."""
+    """The demo's fit as a user runs it, ``python -m radiolm fit`` in its own process with its own wandb service,
+    without test (it adds nothing to W&B's config). Not in the test process, nor through the service an earlier test
+    started (``WANDB_SERVICE`` in the environment, another working directory): through it, this run's file has been
+    seen to stay without its exit record."""
     command = [sys.executable, "-m", "radiolm", "fit", *DEMO, *ONE_BATCH, "--test_after_fit=false"]
-    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600, check=False)
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
