@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -438,18 +438,24 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such predictions file")
-    if path.suffix.lower() == ".csv":
-        records, seen = [], set()
-        for record in _read_csv(path):
-            line = record.pop("_line")
-            if str(record["id"]) in seen:
-                raise DataError(f"{path}:{line}: duplicate id {record['id']!r}")
-            seen.add(str(record["id"]))
-            records.append(record)
-        if not records:
-            raise DataError(f"{path}: no predictions (the file has no rows)")
-        return records
+    numbered = (
+        [(record.pop("_line"), record) for record in _read_csv(path)]
+        if path.suffix.lower() == ".csv"
+        else list(_read_jsonl(path))
+    )
     records, seen = [], set()
+    for line, record in numbered:
+        if str(record["id"]) in seen:
+            raise DataError(f"{path}:{line}: duplicate id {record['id']!r}")
+        seen.add(str(record["id"]))
+        records.append(record)
+    if not records:
+        raise DataError(f"{path}: no predictions (the file has no records)")
+    return records
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, record)`` of each non-empty line of a predictions JSONL, fields and their types checked."""
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -465,13 +471,7 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
         for key in ("prediction", "reference", "language"):
             if key in record and not isinstance(record[key], str):
                 raise DataError(f"{path}:{n}: field {key!r} must be a string, got {record[key]!r}")
-        if str(record["id"]) in seen:
-            raise DataError(f"{path}:{n}: duplicate id {record['id']!r}")
-        seen.add(str(record["id"]))
-        records.append(record)
-    if not records:
-        raise DataError(f"{path}: no predictions (the file is empty)")
-    return records
+        yield n, record
 
 
 def metrics_table(rows: dict[str, dict[str, float]], columns: Sequence[str] = TABLE_COLUMNS) -> str:
