@@ -100,6 +100,32 @@ def test_no_experiment_selects_on_test_studies() -> None:
     assert not [p.name for p in files if "validate_on_test: true" in p.read_text()]
 
 
+def test_bidirectional_table_4_rows_share_r2gengpt_deep_s_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    """Table 4 of the bidirectional paper puts R2GenGPT + T2V next to R2GenGPT (deep, IU-Xray): the two resolved
+    configs differ only in the method, its T2V parts and the views file T2V reads."""
+
+    def resolved(name: str) -> dict[str, Any]:
+        with pytest.raises(SystemExit):
+            main(["fit", "-c", str(REPO / "experiments" / f"{name}.yaml"), "--print_config"])
+        config: dict[str, Any] = yaml.safe_load(capsys.readouterr().out)
+        return config
+
+    r2gengpt, t2v = resolved("r2gengpt_deep_iu_xray"), resolved("bidirectional_t2v_swin_iu_xray")
+    assert r2gengpt["trainer"] == t2v["trainer"] and r2gengpt["seed_everything"] == t2v["seed_everything"]
+    assert {k: v for k, v in r2gengpt["data"]["init_args"].items() if k != "views_path"} == {
+        k: v for k, v in t2v["data"]["init_args"].items() if k != "views_path"
+    }
+    shared = r2gengpt["model"]["init_args"]
+    added = {k: v for k, v in t2v["model"]["init_args"].items() if shared.get(k) != v}
+    assert set(added) <= {
+        "text_encoder", "textual_mapper", "image_decoder", "reconstruction_mapper", "lambda_tvc", "lambda_rec",
+        "clip_dim", "clip_temperature", "lambda_clip", "t2v_template", "view_text", "t2v_teacher_inputs",
+        "image_resize", "train_crop",
+    }, sorted(added)  # fmt: skip
+    assert added.get("image_resize") is None and added.get("train_crop", "center") == "center"  # R2GenGPT's resize
+    assert {k for k in shared if k not in t2v["model"]["init_args"]} == set()
+
+
 @pytest.mark.parametrize("experiment", ALL_EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_runs_fit_and_test(experiment: Path, tiny_workdir: Path) -> None:
     main(["fit", "-c", str(experiment), "-c", str(overlay(experiment))])

@@ -223,6 +223,7 @@ def test_evaluate_command_protocol(tmp_path: Path, capsys: pytest.CaptureFixture
 
 PAPER_PRESETS = {
     "r2gengpt_": "r2gengpt",
+    "bidirectional_t2v_swin": "r2gengpt",  # Table 4: R2GenGPT's recipe + T2V, scored as the R2GenGPT row it faces
     "two_stage_": "two_stage",
     "bidirectional_": "bidirectional",
     "dia_llama": "dia_llama",
