@@ -100,6 +100,26 @@ def test_no_experiment_selects_on_test_studies() -> None:
     assert not [p.name for p in files if "validate_on_test: true" in p.read_text()]
 
 
+R2GENGPT_GLOBAL_BATCH = {
+    **{f"r2gengpt_{m}_iu_xray": 16 for m in ("shallow", "delta", "deep")},  # 8 x 2 GPUs (scripts/1-1 .. 3-1)
+    "r2gengpt_shallow_mimic_cxr": 32,  # 8 x 4 GPUs (scripts/4-1.shallow_run.sh)
+    "r2gengpt_delta_mimic_cxr": 32,  # 8 x 4 (scripts/5-1.delta_run.sh)
+    "r2gengpt_deep_mimic_cxr": 24,  # 6 x 4 (scripts/6-1.deep_run.sh; §4.2: four GPUs, mini-batch 6)
+}
+"""R2GenGPT's global batch in its official training scripts; ``devices: auto`` would change it with the machine."""
+
+
+@pytest.mark.parametrize("experiment", sorted(R2GENGPT_GLOBAL_BATCH))
+def test_r2gengpt_global_batch_is_the_official_one(experiment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "-c", str(REPO / "experiments" / f"{experiment}.yaml"), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    trainer, batch = config["trainer"], config["data"]["init_args"]["batch_size"]
+    assert isinstance(trainer["devices"], int), "devices: auto makes the global batch depend on the machine"
+    global_batch = batch * trainer["devices"] * trainer["num_nodes"] * trainer["accumulate_grad_batches"]
+    assert global_batch == R2GENGPT_GLOBAL_BATCH[experiment]
+
+
 def test_bidirectional_table_4_rows_share_r2gengpt_deep_s_recipe(capsys: pytest.CaptureFixture[str]) -> None:
     """Table 4 of the bidirectional paper puts R2GenGPT + T2V next to R2GenGPT (deep, IU-Xray): the two resolved
     configs differ only in the method, its T2V parts and the views file T2V reads."""
