@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from radiolm.cli import main
+from radiolm.tables import load_spec
+from radiolm.tables import row_command as tables_row_command
 
 from .conftest import CONF, REPO
 
@@ -186,3 +188,22 @@ def _resolved_as(resolved: Any, given: Any) -> Any:
     if isinstance(given, list) and isinstance(resolved, list) and len(given) == len(resolved):
         return [_resolved_as(r, g) for r, g in zip(resolved, given, strict=True)]
     return resolved
+
+
+TABLE_ROWS = [
+    pytest.param(spec, row, id=f"{spec.stem}/{row.name}")
+    for spec in sorted((REPO / "experiments" / "tables").glob("*.yaml"))
+    for table in load_spec(spec)
+    for row in table.rows
+]
+"""Every row of every ``experiments/tables/*.yaml`` spec (``make table-*``)."""
+
+
+@pytest.mark.parametrize(("spec", "row"), TABLE_ROWS)
+def test_table_row_runs_fit_and_test(spec: Path, row: Any, tiny_workdir: Path) -> None:
+    """The command ``radiolm table`` runs for the row (its experiment, run name and overrides), with the experiment's
+    tiny overlay after the experiment: the row's overrides resolve and its model trains and tests."""
+    command = tables_row_command(spec, row)[3:]  # ["fit", "-c", config, "--run_name", ..., *args]
+    config = REPO / row.config
+    main([command[0], "-c", str(config), "-c", str(overlay(config)), *command[3:]])
+    assert sorted(tiny_workdir.rglob("predictions-test-*.jsonl")), f"{spec.name} row {row.name}: no test predictions"
