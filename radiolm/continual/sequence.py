@@ -165,11 +165,11 @@ def run_sequence(
 
 def load_weights(model: ReportGenerationModule, path: Path) -> None:
     """The weights of a stage's checkpoint (every parameter outside the LLM) into ``model``; the rest stays."""
-    weights = read_trainable_weights(path).state_dict
-    unknown = sorted(set(weights) - set(model.state_dict()))
+    weights, own = read_trainable_weights(path).state_dict, model.state_dict()
+    unknown = sorted(set(weights) - set(own))
     if unknown:
         raise RadioLMError(f"{path}: weights {unknown[:3]} are not in the model; was it written by this experiment?")
-    model.load_state_dict({**model.state_dict(), **weights})
+    model.load_state_dict({**own, **weights})
 
 
 def _best(trainer: pl.Trainer) -> Path | None:
