@@ -15,7 +15,8 @@ finding``; only ``id`` is read: :data:`OFFICIAL_SPLIT_FILES`, :func:`read_split_
 Volumes are read by :mod:`radiolm.data.formats.volumes`, labels by :mod:`radiolm.data.formats.labels_csv`.
 A split file is made once from the scheme and seed and reused by every later run (so all runs of a table share
 it); schemes: ``dia_llama`` = random 80 % train / 20 % test (Dia-LLaMA §3.1, following the data set's paper; there
-is no validation split, so validation runs on the test split) and ``cmrg`` = random 7:1:2 (CMRG-LLM §3.1).
+is no validation split, so there is no validation unless ``validate_on_test``) and ``cmrg`` = random 7:1:2 (CMRG-LLM
+§3.1).
 """
 
 from __future__ import annotations
