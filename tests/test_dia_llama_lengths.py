@@ -1,10 +1,10 @@
 """Dia-LLaMA's report lengths and decoding as its official code has them where the paper is silent.
 
-CTRG-Chest findings are long (official split CSVs: p90 178 words, longest 376), about 1.3-1.6 LLaMA tokens a
-word. The official code caps prompt + report at ``max_seq=2048`` tokens in training (``src/Dataset/
-dataset_train.py``), generates ``max_new_tokens=300`` (``src/Model/DiaLLaMA/multimodality_model.py``) and writes
-the references untruncated (``src/test.py``). A 256-token cap cut the longest references in training; these tests
-pin the resolved experiment so that it cannot come back.
+CTRG-Chest findings are long (official split CSVs: p90 176 words, longest 376; SmolLM2's tokenizer: p90 229, max
+460 tokens; no LLaMA tokenizer here). The official code caps prompt + report at ``max_seq=2048`` tokens in training
+(``src/Dataset/dataset_train.py``), generates ``max_new_tokens=300`` (``src/Model/DiaLLaMA/multimodality_model.py``)
+and writes the references untruncated (``src/test.py``). A 256-token cap cut the longest ones in training; these
+tests pin the resolved experiment so that it cannot come back.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .conftest import REPO
 
 EXPERIMENTS: list[str] = []  # experiments/dia_llama.yaml runs through the CLI in test_experiments.py
 LONGEST_FINDING_WORDS = 376
-TOKENS_PER_WORD = 1.6  # generous for LLaMA's SentencePiece on English radiology text
+TOKENS_PER_WORD = 1.6  # SmolLM2 measured 1.2-1.3 on these texts; a margin for LLaMA's SentencePiece
 
 
 @pytest.fixture(scope="module")
