@@ -201,8 +201,8 @@ def tiny_workdir(
     workdir: Path, tiny_llm: Path, tiny_swin: Path, tiny_blip: Path, tiny_mae: Path, tiny_gpt2: Path
 ) -> Path:
     """``workdir`` (the cwd) with ``models/tiny-{llm,swin,blip,mae,gpt2}`` linked to the fixtures' models, and the
-    phantom studies also in ``data/mimic_cxr_curated``, with ``views.json`` in each real-data folder: everything
-    ``tests/conf/*.yaml`` names by relative path."""
+    phantom studies also in ``data/mimic_cxr_curated`` and ``data/mimic_cxr_r2gen``, with ``views.json`` in each
+    real-data folder: everything ``tests/conf/*.yaml`` names by relative path."""
     models = workdir / "models"
     models.mkdir()
     for name, path in {
@@ -213,7 +213,8 @@ def tiny_workdir(
         "gpt2": tiny_gpt2,
     }.items():
         (models / f"tiny-{name}").symlink_to(path, target_is_directory=True)
-    shutil.copytree(workdir / "data" / "mimic_cxr", workdir / "data" / "mimic_cxr_curated")
-    for name in ("iu_xray", "mimic_cxr", "mimic_cxr_curated"):
+    for name in ("mimic_cxr_curated", "mimic_cxr_r2gen"):
+        shutil.copytree(workdir / "data" / "mimic_cxr", workdir / "data" / name)
+    for name in ("iu_xray", "mimic_cxr", "mimic_cxr_curated", "mimic_cxr_r2gen"):
         write_views(workdir / "data" / name)
     return workdir

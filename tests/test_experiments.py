@@ -29,7 +29,8 @@ METHOD_METRICS = {"two_stage_": {"f1_cxb_14", "f1_cxb_5"}}
 
 
 DATA_FRAGMENTS = {
-    **{f"r2gengpt_{m}_{d}": d for m in ("shallow", "delta", "deep") for d in ("iu_xray", "mimic_cxr")},
+    **{f"r2gengpt_{m}_iu_xray": "iu_xray" for m in ("shallow", "delta", "deep")},
+    **{f"r2gengpt_{m}_mimic_cxr": "mimic_cxr_r2gen" for m in ("shallow", "delta", "deep")},  # `--layout r2gen`
     "bidirectional_iu_xray": "iu_xray",
     "bidirectional_t2v_swin_iu_xray": "iu_xray",
     "bidirectional_mimic_cxr": "mimic_cxr",

@@ -20,12 +20,14 @@ from PIL import Image
 
 from radiolm.cli import main
 from radiolm.data.builders.mimic_cxr import (
+    R2GEN_ENTRIES,
     build_annotation,
     extract_report,
     normalise_section_name,
     refers_to_prior,
     split_sections,
 )
+from radiolm.data.cleaning import clean_r2gengpt_mimic
 from radiolm.data.datamodules.base import ReportDataModule
 from radiolm.data.datamodules.mimic_cxr import MIMICCXRDataModule
 from radiolm.data.transforms import ImageTransformConfig
@@ -227,6 +229,56 @@ def test_all_views_per_image_from_a_folder(tmp_path: Path) -> None:
     assert report["dropped_by_reason"] == {"no report file": 1, "no both section": 1}
 
 
+def test_r2gen_layout(mimic: dict[str, Path]) -> None:
+    """--layout r2gen: one entry per image of every view of the studies with findings, IMPRESSION + FINDINGS."""
+    annotation, report = build_annotation(**mimic, layout="r2gen", progress=False)
+    assert {s: [e["id"] for e in v] for s, v in annotation.items()} == {
+        "train": ["d-pa-1", "d-lat-1", "d-ap-2", "d-lat-3"], "val": ["d-pa-8"], "test": ["d-ap-6", "d-ll-6"]
+    }  # fmt: skip
+    first = annotation["train"][0]
+    assert first["report"] == (
+        "IMPRESSION: No acute cardiopulmonary process. FINDINGS: There is no focal consolidation, pleural effusion "
+        "or pneumothorax. Bilateral nodular opacities that most likely represent nipple shadows. The "
+        "cardiomediastinal silhouette is normal."
+    )
+    assert first["image_path"] == ["p10/p10000032/s50414267/d-pa-1.jpg"] and first["study_id"] == "50414267"
+    assert annotation["train"][2]["report"] == (  # no prior filter: R2Gen's entries keep such reports
+        "IMPRESSION: Stable right effusion. FINDINGS: Moderate right pleural effusion is unchanged. Heart size is "
+        "normal."
+    )
+    assert annotation["test"][1]["report"] == f"IMPRESSION: Small left effusion. FINDINGS: {TYPO_FINDINGS}"
+    # an impression-only report and one without headers have no findings: not in R2Gen's entries
+    assert {d["study_id"]: d["reason"] for d in report["dropped"]} == {
+        "56699142": "no report file", "51000002": "no findings section", "52000004": "no findings section"
+    }  # fmt: skip
+    assert report["settings"]["layout"] == "r2gen" and report["settings"]["entries"] == "image"
+    assert report["published_entries"] == R2GEN_ENTRIES == {"train": 270_790, "val": 2_130, "test": 3_858}
+    # R2GenGPT's cleaner keeps the headers as Fig. 3 prints its ground truth
+    assert clean_r2gengpt_mimic(annotation["test"][1]["report"]) == (
+        "impression : small left effusion . findings : small left pleural effusion . mild cardiomegaly ."
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"section": "findings"}, "--layout r2gen builds --section impression_findings; drop --section findings"),
+     ({"entries": "study"}, "--layout r2gen builds --entries image; drop --entries study"),
+     ({"views": "frontal"}, "--layout r2gen builds --views all; drop --views frontal"),
+     ({"no_prior_reference": True}, "--layout r2gen keeps R2Gen's entries; drop --no-prior-reference"),
+     ({"layout": "r2gengpt"}, "--layout 'r2gengpt': choose one of \\['suite', 'r2gen'\\]")],
+)  # fmt: skip
+def test_r2gen_layout_refuses_what_it_fixes(mimic: dict[str, Path], options: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(DataError, match=message):
+        build_annotation(**mimic, **{"layout": "r2gen", **options}, progress=False)
+
+
+def test_suite_layout_takes_the_impression_findings_section(mimic: dict[str, Path]) -> None:
+    """The r2gen report text is also a --section of the default layout (here one entry per study)."""
+    annotation, _ = build_annotation(**mimic, section="impression_findings", progress=False)
+    assert [e["id"] for e in annotation["val"]] == ["51000002", "51000009"]  # impression only is kept here
+    assert annotation["val"][0]["report"] == "IMPRESSION: No acute cardiopulmonary process."
+
+
 def test_missing_jpgs_are_counted(mimic: dict[str, Path]) -> None:
     (mimic["jpg_root"] / "p10/p10000032/s50414267/d-pa-1.jpg").unlink()
     annotation, report = build_annotation(**mimic, views="frontal", progress=False)
@@ -329,6 +381,25 @@ def test_data_yaml(data_yaml: str, folder: str, extra: tuple[str, ...], workdir:
     assert batch.ids == ["52000003"] and batch.images is not None and batch.images.shape[:2] == (1, 1)
     expected = "small left pleural effusion . mild cardiomegaly ." if "curated" not in folder else TYPO_FINDINGS
     assert batch.reports[0].startswith(expected)
+
+
+def test_r2gen_layout_command_and_data_yaml(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`radiolm data prepare mimic-cxr --layout r2gen` where data/mimic_cxr_r2gen.yaml (R2GenGPT's MIMIC-CXR
+    experiments) reads it: per-image entries, R2GenGPT's cleaning with the headers kept."""
+    data = build_for("mimic_cxr_r2gen.yaml", "mimic_cxr_r2gen", ("--layout", "r2gen"), workdir)
+    printed = capsys.readouterr().out
+    assert "{'train': 4, 'val': 1, 'test': 2} entries of 8 studies" in printed
+    assert f"R2Gen's annotation (R2GenGPT §4.1) has {R2GEN_ENTRIES} entries" in printed
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(ReportDataModule, "data")
+    config = parser.parse_args([f"--data={data}", "--data.init_args.num_workers=0"])
+    dm = parser.instantiate_classes(config).data
+    assert isinstance(dm, MIMICCXRDataModule) and dm.cleaning == "r2gengpt_mimic"
+    dm.setup("fit")
+    batch = next(iter(dm.test_dataloader()))
+    assert batch.ids == ["d-ap-6", "d-ll-6"] and batch.views == [["frontal"], ["lateral"]]
+    assert batch.reports == ["impression : small left effusion . findings : small left pleural effusion . "
+                             "mild cardiomegaly ."] * 2  # fmt: skip
 
 
 @pytest.mark.slow

@@ -2,7 +2,9 @@
 
 CTRG-Chest-548K ships one folder of slice images per study and a reports table; this writes one NIfTI per study,
 ``reports.csv``, ``labels.csv`` and a seeded split file (:mod:`radiolm.data.formats.ctrg`), which
-:class:`~radiolm.data.datamodules.ctrg_chest.CTRGChestDataModule` then reads.
+:class:`~radiolm.data.datamodules.ctrg_chest.CTRGChestDataModule` then reads. ``--split-csv-dir`` takes Dia-LLaMA's
+official split (``CTRG_{train,val,test}.csv``) instead of a random one and writes it as
+``splits/dia_llama_official.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import numpy as np
 from tqdm import tqdm
 
 from radiolm.data.formats.ctrg import (
+    OFFICIAL_SPLIT_FILES,
+    OFFICIAL_SPLIT_NAME,
     SPLIT_SCHEMES,
+    load_split,
     make_split,
     read_reports_csv,
     split_file,
@@ -45,6 +50,7 @@ def prepare_ctrg(
     seed: int = 0,
     spacing: tuple[float, float, float] | None = None,
     skip_invalid: bool = False,
+    split_csv_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Build the CTRG layout under ``out`` from a download: one NIfTI per study, reports, labels, a split file.
 
@@ -53,12 +59,17 @@ def prepare_ctrg(
     ``volumes/<id>.nii.gz``; a NIfTI, copied; or ``.npy`` / ``.npz``, converted. Slice images and ``.npy`` carry no
     spacing: ``spacing`` (mm, ``(d, h, w)``) is written into their NIfTI header, 1 mm when not given (a warning).
 
+    ``split_csv_dir``: a folder with Dia-LLaMA's official ``CTRG_{train,val,test}.csv``; their ids become the split
+    (``splits/dia_llama_official.json``) in place of the random ``split`` / ``seed`` one. Studies left out by
+    ``skip_invalid`` are left out of it too (listed in ``invalid-entries.json``).
+
     Raises:
-        DataError: naming the file for a bad reports or labels CSV, or listing the studies whose volume is missing
+        DataError: naming the file for a bad reports or labels CSV, listing the studies whose volume is missing
             or unreadable (unless ``skip_invalid``, which leaves them out and lists them in
-            ``out/invalid-entries.json``).
+            ``out/invalid-entries.json``), or naming the split CSV and line of an id that is not in ``reports``.
     """
     rows = read_reports_csv(_as_language_csv(reports, language, out), language)
+    official = load_split(split_csv_dir, set(rows)) if split_csv_dir is not None else None  # fails before the work
     entries = [{"id": study, "path": find_volume(volumes, study)} for study in rows]
 
     def check(entry: dict[str, Any]) -> str | None:
@@ -86,8 +97,13 @@ def prepare_ctrg(
     if labels is not None:
         table = load_labels_csv(labels)
         write_labels_csv(out / "labels.csv", ((study, table[study]) for study in ids if study in table))
-    splits = make_split(ids, split, seed)
-    path = write_split(split_file(out, split, seed), splits, split, seed)
+    if official is not None:
+        kept_ids = set(ids)
+        splits = {name: [study for study in members if study in kept_ids] for name, members in official.items()}
+        path = write_split(out / "splits" / f"{OFFICIAL_SPLIT_NAME}.json", splits, OFFICIAL_SPLIT_NAME, None)
+    else:
+        splits = make_split(ids, split, seed)
+        path = write_split(split_file(out, split, seed), splits, split, seed)
     return {
         "out": str(out),
         "studies": len(ids),
@@ -128,6 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--language", choices=["en", "zh"], default="en", help="language of the reports CSV")
     parser.add_argument("--split", choices=sorted(SPLIT_SCHEMES), default="dia_llama")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    parser.add_argument(
+        "--split-csv-dir",
+        type=Path,
+        help=f"folder with Dia-LLaMA's official split ({', '.join(OFFICIAL_SPLIT_FILES.values())}) to use instead "
+        "of a random one; written to splits/dia_llama_official.json",
+    )
     parser.add_argument("--spacing", type=float, nargs=3, metavar=("D", "H", "W"), help="mm, for slice folders")
     parser.add_argument("--skip-invalid", action="store_true", help="leave out studies without a readable volume")
     parser.add_argument("--out", required=True, type=Path)
@@ -135,5 +157,6 @@ def main(argv: list[str] | None = None) -> None:
     summary = prepare_ctrg(
         args.volumes, args.reports, args.out, labels=args.labels, language=args.language, split=args.split,
         seed=args.seed, spacing=tuple(args.spacing) if args.spacing else None, skip_invalid=args.skip_invalid,
+        split_csv_dir=args.split_csv_dir,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))

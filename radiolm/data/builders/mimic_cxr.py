@@ -15,7 +15,9 @@ dropped silently). Report sections are found as the MIMIC-CXR authors' ``txt/sec
 normalised (aliases, typos, view descriptions standing for findings), empty findings / impression sections
 removed, and a report with neither gets its last paragraph as ``last_paragraph``.
 ``--views frontal --section findings --no-prior-reference`` is the two-stage paper's curated subset
-(two_stage_finetune.md §4). The data set itself is never part of this repository.
+(two_stage_finetune.md §4). ``--layout r2gen`` is R2Gen's annotation as R2GenGPT used it (r2gengpt.md §4.1, Fig. 3):
+one entry per image of the studies that have a findings section (R2Gen's entries), the report ``IMPRESSION: ...
+FINDINGS: ...`` with its headers. The data set itself is never part of this repository.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from radiolm.errors import DataError
 
 __all__ = [
     "FRONTAL_VIEWS",
+    "LAYOUTS",
     "NO_COMPARISON",
     "PRIOR_PHRASES",
+    "R2GEN_ENTRIES",
     "build_annotation",
     "extract_report",
     "main",
@@ -88,6 +92,21 @@ PRIOR_PHRASES = (
     "unchanged", "again seen", "again noted", "again demonstrated", "redemonstrated", "interval", "no change",
     "has improved", "has worsened", "has increased", "has decreased", "stable", "persistent", "persists",
 )  # fmt: skip
+# ``--layout``: the options a layout fixes. ``suite`` (default): the option defaults, each of them free to change.
+# ``r2gen``: R2Gen's MIMIC-CXR annotation as R2GenGPT used it: one entry per image (id = dicom id) of every view,
+# report = impression then findings, each with its header (r2gengpt.md Fig. 3 shows "impression : ... findings :
+# ..." after R2GenGPT's cleaner; its authors confirm both sections in github.com/wang-zhanyu/R2GenGPT/issues/7);
+# only studies with a findings section, the entries of R2Gen's file (R2Gen predicts findings only:
+# github.com/zhjohnchan/R2Gen/issues/4).
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "suite": {"section": "findings", "views": "all", "entries": "study"},
+    "r2gen": {"section": "impression_findings", "views": "all", "entries": "image", "require": "findings"},
+}
+# Images per split of R2Gen's distributed annotation, which R2GenGPT reports (r2gengpt.md §4.1 "270,790 samples
+# designated for training, ... 2,130 and 3,858 samples for validation and testing"): what `--layout r2gen` on the
+# full MIMIC-CXR-JPG 2.0.0 release is compared with (build-report.json, `published_entries`).
+R2GEN_ENTRIES = {"train": 270_790, "val": 2_130, "test": 3_858}
+SECTION_CHOICES = ("findings", "impression", "both", "impression_findings")
 # ``--fallback``: the MIMIC-CXR authors' order for a report's main text when the asked-for section is absent.
 FALLBACK_ORDER = ("impression", "findings", "last_paragraph", "comparison")
 
@@ -143,20 +162,25 @@ def _last(sections: Sequence[tuple[str, str]], name: str) -> str | None:
 
 
 def extract_report(sections: Sequence[tuple[str, str]], section: str, fallback: bool = False) -> str | None:
-    """The target text of ``--section findings|impression|both``; ``None`` when the report has none.
+    """The target text of ``--section findings|impression|both|impression_findings``; ``None`` when there is none.
 
-    ``both`` is the findings followed by the impression (either may be absent, not both). With ``fallback`` a
-    report without the asked-for section(s) takes the first of :data:`FALLBACK_ORDER` it has.
+    ``both`` is the findings followed by the impression (either may be absent, not both). ``impression_findings``
+    is R2GenGPT's report (``--layout r2gen``): ``"IMPRESSION: <impression> FINDINGS: <findings>"``, a part only
+    when its section is there. With ``fallback`` a report without the asked-for section(s) takes the first of
+    :data:`FALLBACK_ORDER` it has.
     """
     findings, impression = _last(sections, "findings"), _last(sections, "impression")
-    if section == "findings":
+    if section == "impression_findings":
+        parts = (f"{header}: {t}" for header, t in (("IMPRESSION", impression), ("FINDINGS", findings)) if t)
+        text = " ".join(parts) or None
+    elif section == "findings":
         text = findings
     elif section == "impression":
         text = impression
     elif section == "both":
         text = " ".join(t for t in (findings, impression) if t) or None
     else:
-        raise DataError(f"--section {section!r}: choose findings, impression or both")
+        raise DataError(f"--section {section!r}: choose one of {list(SECTION_CHOICES)}")
     if text is None and fallback:
         text = next((t for name in FALLBACK_ORDER if (t := _last(sections, name))), None)
     return text
@@ -233,6 +257,31 @@ class ReportFiles:
 
 
 # -- the builder ------------------------------------------------------------------------------------------------------
+def resolve_layout(layout: str, **given: Any) -> dict[str, Any]:
+    """The builder's ``section`` / ``views`` / ``entries`` (and ``require``) for ``layout`` and the options given.
+
+    ``given`` holds ``section``, ``views``, ``entries`` (``None``: not given) and the flags ``no_prior_reference``
+    and ``fallback``.
+
+    Raises:
+        DataError: an unknown layout, or (``r2gen``) an option given that the layout fixes otherwise.
+    """
+    if layout not in LAYOUTS:
+        raise DataError(f"--layout {layout!r}: choose one of {list(LAYOUTS)}")
+    settings = dict(LAYOUTS[layout])
+    for key in ("section", "views", "entries"):
+        if given.get(key) is None:
+            continue
+        if layout != "suite" and given[key] != settings[key]:
+            raise DataError(f"--layout {layout} builds --{key} {settings[key]}; drop --{key} {given[key]} "
+                            "(or use --layout suite to choose each option)")  # fmt: skip
+        settings[key] = given[key]
+    flags = [f"--{k.replace('_', '-')}" for k in ("no_prior_reference", "fallback") if given.get(k)]
+    if layout != "suite" and flags:
+        raise DataError(f"--layout {layout} keeps R2Gen's entries; drop {' '.join(flags)} (or use --layout suite)")
+    return settings
+
+
 def _view_name(position: str) -> str:
     return "frontal" if position in FRONTAL_VIEWS else "lateral" if position in ("LATERAL", "LL") else "other"
 
@@ -243,20 +292,29 @@ def build_annotation(
     split_csv: Path,
     metadata: Path,
     *,
-    section: str = "findings",
-    views: str = "all",
+    layout: str = "suite",
+    section: str | None = None,
+    views: str | None = None,
     no_prior_reference: bool = False,
     prior_rule: str = "comparison",
     fallback: bool = False,
-    entries: str = "study",
+    entries: str | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
     """The R2Gen annotation of MIMIC-CXR and a build report (settings, counts, dropped studies with reasons).
 
+    ``section``, ``views`` and ``entries`` left ``None`` take the values of ``layout`` (:data:`LAYOUTS`); the
+    ``r2gen`` layout fixes them, so another value, ``no_prior_reference`` or ``fallback`` with it is an error.
+
     Raises:
-        DataError: for a missing or malformed input file, a study spread over two splits, or a subject in two
-            splits (the official split is patient-wise; such leakage means the split file is wrong).
+        DataError: for an unknown layout or an option the layout fixes, a missing or malformed input file, a study
+            spread over two splits, or a subject in two splits (the official split is patient-wise; such leakage
+            means the split file is wrong).
     """
+    settings = resolve_layout(layout, section=section, views=views, entries=entries,
+                              no_prior_reference=no_prior_reference, fallback=fallback)  # fmt: skip
+    section, views, entries = settings["section"], settings["views"], settings["entries"]
+    require = settings.get("require")
     if (jpg_root / "files").is_dir():
         jpg_root = jpg_root / "files"
     split_rows = read_csv(split_csv, ("dicom_id", "study_id", "subject_id", "split"))
@@ -302,6 +360,8 @@ def build_annotation(
             )
         elif text is None:
             reason = "no report file"
+        elif require is not None and _last(sections, require) is None:
+            reason = f"no {require} section"
         elif report is None:
             reason = f"no {section} section"
         elif no_prior_reference and refers_to_prior(sections, report, prior_rule):
@@ -324,7 +384,7 @@ def build_annotation(
         else:  # one entry per image, as R2Gen's distributed file
             for d, path, name in zip(dicoms, paths, names, strict=True):
                 annotation[split].append({"id": d, **base, "image_path": [path], "views": [name]})
-    settings = {"section": section, "views": views, "no_prior_reference": no_prior_reference,
+    settings = {"layout": layout, "section": section, "views": views, "no_prior_reference": no_prior_reference,
                 "prior_rule": prior_rule, "fallback": fallback, "entries": entries}  # fmt: skip
     report_json = {
         "settings": settings,
@@ -332,6 +392,7 @@ def build_annotation(
                    "metadata": str(metadata)},
         "studies": len(studies),
         "entries": {s: len(v) for s, v in annotation.items()},
+        **({"published_entries": R2GEN_ENTRIES} if layout == "r2gen" else {}),
         "dropped_by_reason": dict(Counter(d["reason"] for d in dropped)),
         "dropped": dropped,
         "missing_images": missing_images,
@@ -350,8 +411,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reports", required=True, type=Path, help="mimic-cxr-reports.zip or its unpacked folder")
     parser.add_argument("--split-csv", required=True, type=Path, help="mimic-cxr-2.0.0-split.csv(.gz)")
     parser.add_argument("--metadata", required=True, type=Path, help="mimic-cxr-2.0.0-metadata.csv(.gz)")
-    parser.add_argument("--section", choices=["findings", "impression", "both"], default="findings")
-    parser.add_argument("--views", choices=["all", "frontal"], default="all", help="frontal: PA/AP images only")
+    parser.add_argument(
+        "--layout",
+        choices=list(LAYOUTS),
+        default="suite",
+        help="suite: the options below (default); r2gen: R2Gen's annotation as R2GenGPT used it (one entry per "
+        "image, report = IMPRESSION: ... FINDINGS: ..., studies with findings)",
+    )
+    parser.add_argument(
+        "--section",
+        choices=list(SECTION_CHOICES),
+        help="the report text (default findings; impression_findings: both with their headers)",
+    )
+    parser.add_argument("--views", choices=["all", "frontal"], help="frontal: PA/AP images only (default all)")
     parser.add_argument("--no-prior-reference", action="store_true", help="drop reports that refer to a prior study")
     parser.add_argument(
         "--prior-rule",
@@ -360,13 +432,13 @@ def main(argv: list[str] | None = None) -> None:
         help="what counts as referring to a prior (default: the comparison section, paper §4)",
     )
     parser.add_argument("--fallback", action="store_true", help="use the authors' section fallback order")
-    parser.add_argument("--entries", choices=["study", "image"], default="study", help="one entry per study or image")
+    parser.add_argument("--entries", choices=["study", "image"], help="one entry per study (default) or image")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     args = parser.parse_args(argv)
     annotation, report = build_annotation(
-        args.jpg_root, args.reports, args.split_csv, args.metadata, section=args.section, views=args.views,
-        no_prior_reference=args.no_prior_reference, prior_rule=args.prior_rule, fallback=args.fallback,
-        entries=args.entries,
+        args.jpg_root, args.reports, args.split_csv, args.metadata, layout=args.layout, section=args.section,
+        views=args.views, no_prior_reference=args.no_prior_reference, prior_rule=args.prior_rule,
+        fallback=args.fallback, entries=args.entries,
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "annotation.json").write_text(json.dumps(annotation, ensure_ascii=False), encoding="utf-8")
@@ -375,6 +447,8 @@ def main(argv: list[str] | None = None) -> None:
     if not images.exists() and not images.is_symlink():
         images.symlink_to(Path(report["inputs"]["jpg_root"]).resolve(), target_is_directory=True)
     print(f"{args.out / 'annotation.json'}: {report['entries']} entries of {report['studies']} studies")
+    if "published_entries" in report:
+        print(f"R2Gen's annotation (R2GenGPT §4.1) has {report['published_entries']} entries")
     print(f"dropped {len(report['dropped'])} studies: {report['dropped_by_reason']} (listed in build-report.json)")
     if report["missing_images"]:
         print(f"{len(report['missing_images'])} images listed in the split file are missing under {args.jpg_root}")

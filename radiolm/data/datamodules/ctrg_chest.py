@@ -115,7 +115,10 @@ class CTRGChestDataModule(ReportDataModule):
         labels_path: default ``<root>/labels.csv`` (when absent, labels are -1 and a warning says so).
         split: split scheme, ``dia_llama`` (80/20, no validation: see ``validate_on_test``) or ``cmrg`` (7:1:2).
         split_seed: seed of the random split.
-        split_path: split file; default ``<root>/splits/<split>-seed<split_seed>.json``, made on first use.
+        split_path: split file; default ``<root>/splits/<split>-seed<split_seed>.json``, made on first use. A
+            folder instead holds Dia-LLaMA's official split, ``CTRG_{train,val,test}.csv`` (its repository's
+            ``src/Dataset/my_data_csv/``; :func:`~radiolm.data.formats.ctrg.read_split_csvs`), which replaces
+            ``split`` and ``split_seed``; its validation part is a real one (no test study), so validation runs on it.
         language: ``en`` reads ``finding, impression``; ``zh`` reads ``finding_zh, impression_zh``.
         report_key: the target text: ``finding`` (default, as Dia-LLaMA), ``impression``, or ``report`` (finding
             then impression, as CMRG-LLM §3.1 "predict both sections").
@@ -192,8 +195,8 @@ class CTRGChestDataModule(ReportDataModule):
         return self.reports_path
 
     def prepare_data(self) -> None:
-        """Make the split file once (rank zero) when it does not exist."""
-        if not self.split_path.is_file():
+        """Make the split file once (rank zero) when it does not exist (a folder of split CSVs is only read)."""
+        if not self.split_path.exists():
             ids = sorted(read_reports_csv(self.reports_path, self.language))
             write_split(self.split_path, make_split(ids, self.split, self.split_seed), self.split, self.split_seed)
             log.info("radiolm: wrote the %s split (seed %d) to %s", self.split, self.split_seed, self.split_path)
@@ -207,7 +210,7 @@ class CTRGChestDataModule(ReportDataModule):
     def read_entries(self) -> tuple[Entries, list[Problem]]:
         """``{"id", "path", "report"}`` of every study of every split of the split file (made when missing)."""
         reports = read_reports_csv(self.reports_path, self.language)
-        if not self.split_path.is_file():
+        if not self.split_path.exists():
             self.prepare_data()
         splits = load_split(self.split_path, set(reports))
         entries = {
