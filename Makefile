@@ -1,7 +1,6 @@
 # radiolm — `make help` lists the targets.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-REPORT_KEY ?= impression
 # DRY=1 prints a table's commands instead of running them: make table-two-stage DRY=1; ROWS=a,b runs those rows
 TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run) $(if $(ROWS),--rows $(ROWS))
 
@@ -26,7 +25,7 @@ demo-long:  ## the demo for 8 epochs (about 12 minutes on 2 cores): the image dr
 	lightning fit -c experiments/demo.yaml --trainer.max_epochs=8
 
 demo-baseline:  ## the trivial baseline on the demo's test split (most common training report)
-	$(PYTHON) -m radiolm baseline --annotation data/phantom-cxr/annotation.json --report-key $(REPORT_KEY) --out runs/demo-baseline
+	$(PYTHON) -m radiolm baseline -c experiments/demo.yaml --out runs/demo-baseline
 
 phantom-benchmark:  ## every method on the phantoms vs the trivial baseline: margins, minutes, learning curves
 	$(TABLE) experiments/tables/phantom_benchmark.yaml

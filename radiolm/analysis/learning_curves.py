@@ -26,6 +26,7 @@ __all__ = ["Series", "main", "metrics_csv", "plot_learning_curves", "read_series
 
 Series = dict[str, list[tuple[int, float]]]
 """Logged key -> ``(step, value)`` points in logging order."""
+METRIC_COLOURS = ("tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown")
 
 
 def metrics_csv(folder: Path) -> Path | None:
@@ -64,12 +65,14 @@ def _draw(ax: object, series: Series, loss: str, metrics: list[str], title: str)
     ax_loss.set_ylabel(loss, color="tab:blue")  # type: ignore[attr-defined]
     ax_metric = ax_loss.twinx()  # type: ignore[attr-defined]
     logged = [m for m in metrics if series[m]] or metrics[:1]
-    for metric in logged:
+    for metric, color, marker in zip(logged, METRIC_COLOURS, "osd^v", strict=False):
         if series[metric]:
             steps, values = zip(*series[metric], strict=True)
-            ax_metric.plot(steps, values, color="tab:red", marker="o", linewidth=1)
-    ax_metric.set_ylabel(" / ".join(logged), color="tab:red")
+            ax_metric.plot(steps, values, color=color, marker=marker, linewidth=1, label=metric)
+    ax_metric.set_ylabel("validation", color="tab:red")
     ax_metric.set_ylim(0, 1)
+    if len(logged) > 1 or series[logged[0]]:
+        ax_metric.legend(loc="upper right", fontsize=7)
 
 
 def plot_learning_curves(runs: dict[str, Path], loss: str, metrics: list[str], out: Path) -> list[Path]:
