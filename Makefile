@@ -1,12 +1,11 @@
 # radiolm — `make help` lists the targets.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-REPORT_KEY ?= impression
-# DRY=1 prints a table's commands instead of running them: make table-two-stage DRY=1
-TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run)
+# DRY=1 prints a table's commands instead of running them: make table-two-stage DRY=1; ROWS=a,b runs those rows
+TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run) $(if $(ROWS),--rows $(ROWS))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo demo-long demo-baseline test test-slow test-gpu lint format bench-data \
+.PHONY: help setup demo demo-long demo-baseline phantom-benchmark test test-slow test-gpu lint format bench-data \
 	table-two-stage table-two-stage-phantom table-bidirectional table-bidirectional-phantom \
 	table-dia-llama table-dia-llama-phantom
 
@@ -26,7 +25,10 @@ demo-long:  ## the demo for 8 epochs (about 12 minutes on 2 cores): the image dr
 	lightning fit -c experiments/demo.yaml --trainer.max_epochs=8
 
 demo-baseline:  ## the trivial baseline on the demo's test split (most common training report)
-	$(PYTHON) -m radiolm baseline --annotation data/phantom-cxr/annotation.json --report-key $(REPORT_KEY) --out runs/demo-baseline
+	$(PYTHON) -m radiolm baseline -c experiments/demo.yaml --out runs/demo-baseline
+
+phantom-benchmark:  ## every method on the phantoms vs the trivial baseline: margins, minutes, learning curves
+	$(TABLE) experiments/tables/phantom_benchmark.yaml
 
 bench-data:  ## DataLoader throughput (studies/s): 224x224 two-view X-rays and 256x256x64 CT volumes
 	$(PYTHON) -m radiolm data bench

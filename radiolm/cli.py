@@ -68,6 +68,9 @@ COMMANDS: dict[str, Command | Group] = {
     "analyze": Group(
         "the papers' analyses of a trained run (PNG + JSON)",
         {
+            "learning-curves": Command(
+                "radiolm.analysis.learning_curves:main", "training loss and a validation metric against steps"
+            ),
             "prompt-attention": Command(
                 "radiolm.analysis.prompt_attention:main", "attention on the visual prompt per layer (two-stage Fig. 2)"
             ),

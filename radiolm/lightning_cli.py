@@ -256,11 +256,15 @@ def main(argv: list[str] | None = None) -> None:
         argv: The command line after the program name, subcommand first (``["fit", "-c", ...]``); ``None``:
             LightningCLI reads ``sys.argv``.
     """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     before = _active_wandb_run()
     failed = True
     try:
         RadioLMCLI(args=argv)
         failed = False
+    except SIGTERMException:  # a SystemExit without a code: the process would exit 0, as if the run had finished
+        raise SystemExit("radiolm: stopped by SIGTERM: the run ended early and was not tested") from None
     finally:
         _finish_wandb_run_started_since(before, failed)
 

@@ -14,14 +14,25 @@ A spec (``experiments/tables/*.yaml``) names the runs (rows) and the metrics (co
         label: 2-stage GPT2-S
         config: experiments/two_stage_gpt2_small.yaml
         args: ["--model.init_args.freeze_epochs=0"]
+        margin: {over: baseline, key: bleu4, at_least: 0.05}   # optional: must beat row `baseline` by 0.05
+      - name: baseline                        # kind baseline: `radiolm baseline -c CONFIG` (most common report)
+        label: most common training report
+        kind: baseline
+        config: experiments/two_stage_gpt2_small.yaml
+    curves: {loss: train/loss, metrics: [val/f1_cxb_14]}   # optional: learning-curve PNGs of the fit rows
 
 A spec with several tables lists them under ``tables:``, each with its own title / columns / rows. Each row runs
 ``python -m radiolm fit -c CONFIG --run_name <stem>/<name> ARGS`` in its own process (``fit`` ends with ``test``
 on the best checkpoint); the newest ``metrics-test-*.json`` under ``runs/<stem>/<name>/`` fills the row. The table
-is printed and written to ``runs/<stem>/table.md`` (and ``table.json``). With ``protocol:``, the table names it and
-flags a row whose metrics were computed under another protocol (``metrics-test-*.json`` records its ``protocol``;
-the rows' experiments set it in ``model.init_args.evaluation``, docs/protocols.md). ``--dry-run`` prints the commands;
-``--collect`` only rebuilds the table from runs that exist; ``--rows a,b`` runs a subset.
+is printed and written to ``runs/<stem>/table.md`` (and ``table.json``). A ``kind: baseline`` row runs
+``radiolm baseline -c CONFIG ARGS`` instead: the most common training report of the experiment's data, scored by
+its protocol. The runner times each row it runs (``row-time.json`` in the row's folder, with the CPU's bf16 support:
+the ``minutes`` column); a row's ``margin`` is checked under the table (met / NOT met); ``curves`` draws the
+training loss and validation metrics against steps, one PNG per fit row and an overview
+(:mod:`radiolm.analysis.learning_curves`). With ``protocol:``, the table names it and flags a row whose metrics
+were computed under another protocol (``metrics-test-*.json`` records its ``protocol``; the rows' experiments set
+it in ``model.init_args.evaluation``, docs/protocols.md). ``--dry-run`` prints the commands; ``--collect`` only
+rebuilds the table from runs that exist; ``--rows a,b`` runs a subset.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +51,28 @@ import yaml
 
 from radiolm.errors import RadioLMError
 
-__all__ = ["Column", "Row", "TableSpec", "collect_row", "load_spec", "main", "render_table", "row_command"]
+__all__ = [
+    "Column",
+    "Curves",
+    "Margin",
+    "MarginCheck",
+    "Row",
+    "TableSpec",
+    "check_margins",
+    "collect_row",
+    "load_spec",
+    "main",
+    "render_table",
+    "row_command",
+    "run_row",
+]
 
 BEST_EPOCH = "best_epoch"
 """A derived column: the epoch (1-based) whose validation ``selection`` was highest, i.e. epochs to converge."""
+MINUTES = "minutes"
+"""A derived column: the row's wall-clock minutes, as the runner measured them (``row-time.json``)."""
+ROW_TIME = "row-time.json"
+KINDS = ("fit", "baseline")
 
 
 @dataclass
@@ -54,11 +83,30 @@ class Column:
 
 
 @dataclass
+class Margin:
+    """A row must beat row ``over`` on metric ``key`` by at least ``at_least`` (absolute)."""
+
+    over: str
+    key: str
+    at_least: float
+
+
+@dataclass
 class Row:
     name: str
     label: str
     config: str
     args: list[str] = field(default_factory=list)
+    kind: str = "fit"
+    margin: Margin | None = None
+
+
+@dataclass
+class Curves:
+    """Which logged series the learning-curve pictures show (keys of the CSV logger's ``metrics.csv``)."""
+
+    loss: str = "train/loss"
+    metrics: list[str] = field(default_factory=lambda: ["val/selection"])
 
 
 @dataclass
@@ -69,6 +117,7 @@ class TableSpec:
     source: str = ""
     unavailable: dict[str, str] = field(default_factory=dict)
     protocol: str = ""
+    curves: Curves | None = None
 
 
 def _fail(path: Path, where: str, what: str) -> RadioLMError:
@@ -96,8 +145,29 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
         args = row.get("args") or []
         if not isinstance(args, list):
             raise _fail(path, f"{where}rows[{i}].args", "a list of command-line overrides")
-        rows.append(
-            Row(str(row["name"]), str(row.get("label", row["name"])), str(row["config"]), [str(a) for a in args])
+        kind = str(row.get("kind", "fit"))
+        if kind not in KINDS:
+            raise _fail(path, f"{where}rows[{i}].kind", f"{kind!r}; use one of {list(KINDS)}")
+        margin = None
+        if row.get("margin") is not None:
+            raw_margin = row["margin"]
+            if not isinstance(raw_margin, dict) or not {"over", "key", "at_least"} <= set(raw_margin):
+                raise _fail(path, f"{where}rows[{i}].margin", "a mapping {over: ROW, key: METRIC, at_least: NUMBER}")
+            margin = Margin(str(raw_margin["over"]), str(raw_margin["key"]), float(raw_margin["at_least"]))
+        label = str(row.get("label", row["name"]))
+        rows.append(Row(str(row["name"]), label, str(row["config"]), [str(a) for a in args], kind, margin))
+    for row in rows:
+        if row.margin is not None and row.margin.over not in names:
+            raise _fail(path, f"{where}row {row.name!r}.margin.over", f"no row named {row.margin.over!r} in this table")
+    curves = None
+    if raw.get("curves") is not None:
+        raw_curves = raw["curves"]
+        if not isinstance(raw_curves, dict) or set(raw_curves) - {"loss", "metrics"}:
+            raise _fail(path, f"{where}curves", "a mapping {loss: LOGGED_KEY, metrics: [LOGGED_KEY, ...]}")
+        metrics = raw_curves.get("metrics", ["val/selection"])
+        curves = Curves(
+            str(raw_curves.get("loss", "train/loss")),
+            [str(m) for m in ([metrics] if isinstance(metrics, str) else metrics)],
         )
     protocol = str(raw.get("protocol") or "")
     if protocol:
@@ -106,7 +176,7 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
         if protocol not in PRESETS:
             raise _fail(path, f"{where}protocol", f"unknown protocol {protocol!r}; use one of {list(PRESETS)}")
     unavailable = dict(raw.get("unavailable") or {})
-    return TableSpec(str(raw["title"]), columns, rows, str(raw.get("source", "")), unavailable, protocol)
+    return TableSpec(str(raw["title"]), columns, rows, str(raw.get("source", "")), unavailable, protocol, curves)
 
 
 def load_spec(path: str | Path) -> list[TableSpec]:
@@ -126,14 +196,18 @@ def load_spec(path: str | Path) -> list[TableSpec]:
     seen: dict[str, Row] = {}
     for table in tables:
         for row in table.rows:
-            if row.name in seen and (seen[row.name].config, seen[row.name].args) != (row.config, row.args):
+            if row.name in seen and seen[row.name] != row:
                 raise _fail(path, f"row {row.name!r}", "the same name with another config or args in two tables")
             seen[row.name] = row
     return tables
 
 
-def row_command(spec_path: Path, row: Row, python: str = sys.executable) -> list[str]:
-    """The command that runs a row: fit (then test on the best checkpoint) into ``runs/<stem>/<name>``."""
+def row_command(spec_path: Path, row: Row, python: str = sys.executable, runs_root: Path = Path("runs")) -> list[str]:
+    """The command that runs a row: fit (then test on the best checkpoint) into ``runs/<stem>/<name>``, or for a
+    baseline row ``radiolm baseline`` on the experiment's data into the same folder."""
+    if row.kind == "baseline":
+        out = str(runs_root / spec_path.stem / row.name)
+        return [python, "-m", "radiolm", "baseline", "-c", row.config, *row.args, "--out", out]
     return [python, "-m", "radiolm", "fit", "-c", row.config, "--run_name", f"{spec_path.stem}/{row.name}", *row.args]
 
 
@@ -148,6 +222,8 @@ def collect_row(runs_root: Path, spec_path: Path, row: Row) -> dict[str, Any] | 
     if not tests:
         return None
     metrics: dict[str, Any] = json.loads(tests[-1].read_text())
+    if (folder / ROW_TIME).is_file():
+        metrics[MINUTES] = json.loads((folder / ROW_TIME).read_text())["seconds"] / 60
     vals = [
         (json.loads(p.read_text()).get("selection"), _epoch_of(p)) for p in tests[-1].parent.glob("metrics-val-*.json")
     ]
@@ -155,6 +231,40 @@ def collect_row(runs_root: Path, spec_path: Path, row: Row) -> dict[str, Any] | 
     if vals:
         metrics[BEST_EPOCH] = max(vals, key=lambda v: (v[0], -v[1]))[1] + 1
     return metrics
+
+
+@dataclass
+class MarginCheck:
+    """A row's :class:`Margin`, checked: ``met`` is ``None`` when either row has no value yet."""
+
+    row: str
+    over: str
+    key: str
+    at_least: float
+    value: float | None
+    baseline: float | None
+    met: bool | None
+    sentence: str
+
+
+def check_margins(table: TableSpec, results: dict[str, dict[str, Any] | None]) -> list[MarginCheck]:
+    """Each row's margin over its baseline row, with a sentence for the table's notes."""
+    labels = {row.name: row.label for row in table.rows}
+    checks = []
+    for row in table.rows:
+        if row.margin is None:
+            continue
+        m = row.margin
+        value = (results.get(row.name) or {}).get(m.key)
+        base = (results.get(m.over) or {}).get(m.key)
+        if value is None or base is None:
+            met, outcome = None, "not measured yet"
+        else:
+            met = value - base >= m.at_least - 1e-12
+            outcome = f"{value:.3f} - {base:.3f} = {value - base:+.3f}: {'met' if met else 'NOT met'}"
+        sentence = f"{row.label}: `{m.key}` at least {m.at_least:+.2f} over {labels[m.over]}: {outcome}."
+        checks.append(MarginCheck(row.name, m.over, m.key, m.at_least, value, base, met, sentence))
+    return checks
 
 
 def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) -> str:
@@ -197,7 +307,30 @@ def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) ->
         header = next(c.header for c in table.columns if c.key == key)
         reason = table.unavailable.get(key, f"the runs' metrics have no `{key}`")
         notes.append(f"- {header} empty: {reason}.")
+    notes += [f"- {check.sentence}" for check in check_margins(table, results)]
     return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
+
+
+def run_row(spec_path: Path, row: Row, runs_root: Path) -> None:
+    """Run one row in its own process; write its wall-clock time and the CPU's bf16 support to ``row-time.json``.
+
+    Raises:
+        RadioLMError: the row's command failed.
+    """
+    from radiolm.precision import cpu_has_native_bf16
+
+    command = row_command(spec_path, row, runs_root=runs_root)
+    print(f"radiolm table: {row.name}: {shlex.join(command)}", flush=True)
+    start = time.monotonic()
+    done = subprocess.run(command, check=False)
+    seconds = time.monotonic() - start
+    print(f"radiolm table: {row.name}: exit {done.returncode} after {seconds:.0f} s", flush=True)
+    if done.returncode != 0:
+        raise RadioLMError(f"row {row.name!r} failed (exit {done.returncode}); its command is printed above")
+    folder = runs_root / spec_path.stem / row.name
+    folder.mkdir(parents=True, exist_ok=True)
+    timing = {"seconds": round(seconds, 1), "command": command[1:], "cpu_native_bf16": cpu_has_native_bf16()}
+    (folder / ROW_TIME).write_text(json.dumps(timing, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,18 +363,20 @@ def main(argv: list[str] | None = None) -> None:
             if collect_row(args.runs, args.spec, rows[name]) is not None and not args.rerun:
                 print(f"radiolm table: {name}: has test metrics, not run again (--rerun to run it)", flush=True)
                 continue
-            command = row_command(args.spec, rows[name])
-            print(f"radiolm table: {name}: {shlex.join(command)}", flush=True)
-            start = time.monotonic()
-            done = subprocess.run(command, check=False)
-            print(f"radiolm table: {name}: exit {done.returncode} after {time.monotonic() - start:.0f} s", flush=True)
-            if done.returncode != 0:
-                raise RadioLMError(f"row {name!r} failed (exit {done.returncode}); its command is printed above")
+            run_row(args.spec, rows[name], args.runs)
     results = {name: collect_row(args.runs, args.spec, row) for name, row in rows.items()}
     markdown = "\n".join(render_table(table, results) for table in tables)
     out = args.runs / args.spec.stem
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(markdown, encoding="utf-8")
-    (out / "table.json").write_text(json.dumps(results, indent=2) + "\n")
+    margins = [asdict(check) for table in tables for check in check_margins(table, results)]
+    (out / "table.json").write_text(json.dumps({"rows": results, "margins": margins}, indent=2) + "\n")
     print(markdown)
     print(f"wrote {out / 'table.md'} and table.json")
+    for table in tables:
+        if table.curves is not None:
+            from radiolm.analysis.learning_curves import plot_learning_curves
+
+            fit_rows = {row.label: args.runs / args.spec.stem / row.name for row in table.rows if row.kind == "fit"}
+            for path in plot_learning_curves(fit_rows, table.curves.loss, table.curves.metrics, out):
+                print(f"wrote {path}")

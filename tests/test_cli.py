@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import re
+import signal
 import typing
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.callbacks import Callback
 
 from radiolm.cli import COMMANDS, LIGHTNING, Command, Group, commands, main
 
@@ -152,6 +155,53 @@ def test_baseline_command(phantom_root: Path, tmp_path: Path, capsys: pytest.Cap
     main(["baseline", "--annotation", str(phantom_root / "annotation.json"), "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "most-common-report" in out
-    metrics = json.loads((tmp_path / "metrics-test.json").read_text())
+    metrics = json.loads((tmp_path / "metrics-test-baseline.json").read_text())
     annotation = json.loads((phantom_root / "annotation.json").read_text())
     assert metrics["n"] == len(annotation["test"]) and 0 <= metrics["bleu4"] <= 1
+
+
+def test_baseline_of_an_experiment(tiny_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``-c EXP.yaml``: the experiment's data (phantom written on first use, its report section) and its protocol."""
+    main(
+        [
+            "baseline",
+            "-c",
+            str(REPO / "experiments" / "demo.yaml"),
+            "-c",
+            str(REPO / "tests" / "conf" / "demo.yaml"),
+            "--out",
+            "out",
+        ]
+    )
+    assert "most common training report" in capsys.readouterr().out
+    metrics = json.loads(Path("out/metrics-test-baseline.json").read_text())
+    annotation = json.loads(Path("data/phantom-cxr/annotation.json").read_text())
+    train = [e["impression"] for e in annotation["train"]]
+    expected = max(set(train), key=train.count)
+    predictions = [json.loads(line) for line in Path("out/predictions-test.jsonl").read_text().splitlines()]
+    assert {p["prediction"] for p in predictions} == {expected}  # the impression section, as the demo's report_key
+    assert [p["reference"] for p in predictions] == [e["impression"] for e in annotation["test"]]
+    assert metrics["protocol"] == "default" and metrics["n"] == len(annotation["test"]) == len(predictions)
+    assert "ce_f1_micro_5" in metrics
+
+
+def test_baseline_needs_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--annotation FILE or with -c EXP.yaml" in run_error(["baseline", "--out", str(tmp_path)], capsys)
+
+
+class SigtermAtFirstBatch(Callback):
+    """Sends this process SIGTERM before the first training batch (as `kill` or a scheduler would)."""
+
+    def on_train_batch_start(self, *args: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_run_stopped_by_sigterm_exits_with_an_error(tiny_workdir: Path) -> None:
+    """Lightning ends a SIGTERM'd fit with a code-less SystemExit (exit status 0); `radiolm fit` must not read as
+    success to a script such as `radiolm table`, which would record the row as run."""
+    demo = [str(REPO / "experiments" / "demo.yaml"), "-c", str(REPO / "tests" / "conf" / "demo.yaml")]
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "-c", *demo, "--trainer.fast_dev_run=false", "--trainer.max_epochs=1",
+              "--trainer.callbacks+=tests.test_cli.SigtermAtFirstBatch"])  # fmt: skip
+    assert info.value.code == "radiolm: stopped by SIGTERM: the run ended early and was not tested"
+    assert not sorted(tiny_workdir.rglob("metrics-test-*.json"))

@@ -207,4 +207,4 @@ def test_table_row_runs_fit_and_test(spec: Path, row: Any, tiny_workdir: Path) -
     command = tables_row_command(spec, row)[3:]  # ["fit", "-c", config, "--run_name", ..., *args]
     config = REPO / row.config
     main([command[0], "-c", str(config), "-c", str(overlay(config)), *command[3:]])
-    assert sorted(tiny_workdir.rglob("predictions-test-*.jsonl")), f"{spec.name} row {row.name}: no test predictions"
+    assert sorted(tiny_workdir.rglob("predictions-test*.jsonl")), f"{spec.name} row {row.name}: no test predictions"

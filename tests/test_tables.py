@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from radiolm.cli import main as cli_main
 from radiolm.errors import RadioLMError
-from radiolm.tables import BEST_EPOCH, collect_row, load_spec, main, render_table, row_command
+from radiolm.tables import BEST_EPOCH, check_margins, collect_row, load_spec, main, render_table, row_command
 
 from .conftest import REPO
 
@@ -102,10 +105,111 @@ def test_a_real_row_runs_fit_and_test(workdir: Path, tiny_llm: Path, capsys: pyt
     )
     main([str(spec)])
     out = capsys.readouterr().out
-    metrics = json.loads((workdir / "runs" / "tiny" / "table.json").read_text())["demo"]
+    metrics = json.loads((workdir / "runs" / "tiny" / "table.json").read_text())["rows"]["demo"]
     assert metrics is not None and 0.0 <= metrics["bleu4"] <= 1.0
     assert f"| demo | {metrics['bleu4']:.3f} | {metrics['ce_f1_micro_14']:.3f} |" in out
     assert (workdir / "runs" / "tiny" / "table.md").read_text().startswith("### tiny")
     # A second call does not train again: the row has test metrics.
     main([str(spec)])
     assert "has test metrics, not run again" in capsys.readouterr().out
+
+
+BENCH = """
+title: bench
+columns:
+  - {key: ce_f1_micro_5, header: CE F1}
+  - {key: minutes, header: minutes, digits: 1}
+curves: {loss: train/loss, metrics: [val/ce_f1_micro_5]}
+rows:
+  - {name: base, label: Baseline, kind: baseline, config: experiments/demo.yaml, args: ["--data.init_args.n=12"]}
+  - name: good
+    label: Good model
+    config: experiments/demo.yaml
+    margin: {over: base, key: ce_f1_micro_5, at_least: 0.30}
+  - name: weak
+    label: Weak model
+    config: experiments/demo.yaml
+    margin: {over: base, key: ce_f1_micro_5, at_least: 0.30}
+  - name: new
+    label: New model
+    config: experiments/demo.yaml
+    margin: {over: base, key: ce_f1_micro_5, at_least: 0.30}
+"""
+
+
+def test_baseline_rows_margins_and_minutes(tmp_path: Path) -> None:
+    """A baseline row runs `radiolm baseline -c`; margins are checked against it; the runner's time fills minutes."""
+    spec = write(tmp_path / "bench.yaml", BENCH)
+    (table,) = load_spec(spec)
+    base = table.rows[0]
+    assert row_command(spec, base, python="python", runs_root=Path("runs")) == [
+        "python", "-m", "radiolm", "baseline", "-c", "experiments/demo.yaml", "--data.init_args.n=12",
+        "--out", "runs/bench/base",
+    ]  # fmt: skip
+    runs = tmp_path / "runs" / "bench"
+    write(runs / "base" / "metrics-test-baseline.json", json.dumps({"ce_f1_micro_5": 0.05}))
+    write(runs / "good" / "version_0" / "metrics-test-7.json", json.dumps({"ce_f1_micro_5": 0.40}))
+    write(runs / "good" / "row-time.json", json.dumps({"seconds": 750.0}))
+    write(runs / "weak" / "version_0" / "metrics-test-7.json", json.dumps({"ce_f1_micro_5": 0.30}))
+    results = {row.name: collect_row(tmp_path / "runs", spec, row) for row in table.rows}
+    assert results["good"] is not None and results["good"]["minutes"] == 12.5
+    checks = {c.row: c for c in check_margins(table, results)}
+    assert checks["good"].met is True and checks["weak"].met is False and checks["new"].met is None
+    markdown = render_table(table, results)
+    assert "| Good model | 0.400 | 12.5 |" in markdown
+    assert "Good model: `ce_f1_micro_5` at least +0.30 over Baseline: 0.400 - 0.050 = +0.350: met." in markdown
+    assert "Weak model: `ce_f1_micro_5` at least +0.30 over Baseline: 0.300 - 0.050 = +0.250: NOT met." in markdown
+    assert "New model: `ce_f1_micro_5` at least +0.30 over Baseline: not measured yet." in markdown
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("{name: a, config: c, kind: sweep}", "rows[0].kind: 'sweep'"),
+        ("{name: a, config: c, margin: {over: b, key: k, at_least: 0.1}}", "row 'a'.margin.over: no row named 'b'"),
+        ("{name: a, config: c, margin: {over: a}}", "rows[0].margin: a mapping {over: ROW"),
+    ],
+)
+def test_bad_row_kind_or_margin(tmp_path: Path, row: str, message: str) -> None:
+    spec = write(tmp_path / "bad.yaml", f"title: x\ncolumns: []\nrows: [{row}]\n")
+    with pytest.raises(RadioLMError, match=r"bad\.yaml") as info:
+        load_spec(spec)
+    assert message in str(info.value)
+
+
+def test_learning_curves_per_row_and_overview(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`radiolm analyze learning-curves` reads the CSV logger's file of the newest version of each run."""
+    csv = "epoch,step,train/loss,val/ce_f1_micro_5\n0,4,5.0,\n0,9,3.0,\n0,9,,0.10\n1,14,2.0,\n1,19,1.5,\n1,19,,0.45\n"
+    write(tmp_path / "runs" / "a" / "version_0" / "metrics.csv", "epoch,step,train/loss\n0,4,9.0\n")
+    write(tmp_path / "runs" / "a" / "version_1" / "metrics.csv", csv)  # the newer version is drawn
+    write(tmp_path / "runs" / "b" / "version_0" / "metrics.csv", "epoch,step,train/loss\n0,4,7.0\n")
+    cli_main(
+        ["analyze", "learning-curves", "--run", f"A={tmp_path / 'runs' / 'a'}", "--run", f"B={tmp_path / 'runs' / 'b'}",
+         "--metric", "val/ce_f1_micro_5", "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert (tmp_path / "runs" / "a" / "version_1" / "learning-curve.png").stat().st_size > 1000
+    assert (tmp_path / "runs" / "b" / "version_0" / "learning-curve.png").is_file()
+    assert (tmp_path / "out" / "learning-curves.png").is_file()
+    series = json.loads((tmp_path / "out" / "learning-curves.json").read_text())["runs"]
+    assert series["A"]["train/loss"] == [[4, 5.0], [9, 3.0], [14, 2.0], [19, 1.5]]
+    assert series["A"]["val/ce_f1_micro_5"] == [[9, 0.1], [19, 0.45]]
+    assert series["B"]["val/ce_f1_micro_5"] == []  # never validated: the loss only
+    assert "learning-curves.png" in capsys.readouterr().out
+
+
+def test_phantom_benchmark_rows_share_their_baseline_s_studies(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each margin compares a method with the baseline of the same studies: the X-ray rows resolve to the demo's
+    phantom (n, seed, split, report section), the CT row to its baseline's."""
+
+    def data(row: Any) -> dict[str, Any]:
+        with pytest.raises(SystemExit):
+            cli_main(["fit", "-c", str(REPO / row.config), *[a for a in row.args if a.startswith("--data")],
+                      "--print_config"])  # fmt: skip
+        init = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
+        return {k: init.get(k) for k in ("n", "seed", "split", "report_key", "language")}
+
+    (table,) = load_spec(REPO / "experiments" / "tables" / "phantom_benchmark.yaml")
+    rows = {row.name: row for row in table.rows}
+    for row in table.rows:
+        if row.margin is not None:
+            assert data(row) == data(rows[row.margin.over]), row.name
