@@ -100,6 +100,7 @@ def test_paper_settings(experiment: Path, capsys: pytest.CaptureFixture[str]) ->
     assert init["language_model"]["init_args"]["gradient_checkpointing"] is True
     assert init["language_model"]["init_args"]["lora_rank"] == 8
     assert init["vision_encoder"]["init_args"]["image_size"] == 480
+    assert init["image_preprocessing"] == "biovil"  # BioViL's 512 -> 480 crop, no normalisation (§4, ref. [3])
     assert config["data"]["init_args"]["report_key"] == "findings"
     assert config["data"]["init_args"]["max_views"] == 1
     unfreeze = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("EncoderUnfreeze")]
