@@ -137,11 +137,24 @@ def test_sweep_keys_resolve(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("spec", ["two_stage.yaml", "two_stage_phantom.yaml"])
 def test_table_specs(spec: str) -> None:
+    """Table 1 (1- vs 2-stage), Appendix C Table 2 (stage 1 for 50 epochs, then 50 more) and the frozen arm."""
     path = REPO / "experiments" / "tables" / spec
-    (table,) = load_spec(path)
-    assert [c.key for c in table.columns][:4] == ["bleu4", "rouge_l", "f1_cxb_14", "f1_cxb_5"]
-    for row in table.rows:
+    tables = load_spec(path)
+    rows = {row.name: row for table in tables for row in table.rows}
+    for table in tables:
+        assert [c.key for c in table.columns][:4] == ["bleu4", "rouge_l", "f1_cxb_14", "f1_cxb_5"]
+    for row in rows.values():
         assert (REPO / row.config).is_file()
-        one_stage = "--trainer.callbacks.freeze_epochs=0" in row_command(path, row)
-        assert one_stage == row.name.endswith("1stage")
-    assert len(table.rows) == (6 if spec == "two_stage.yaml" else 2)
+        command = row_command(path, row)
+        assert ("--trainer.callbacks.freeze_epochs=0" in command) == row.name.endswith("1stage")
+        assert ("--trainer.callbacks.freeze_epochs=50" in command) == row.name.endswith(("stage1-50", "frozen"))
+        assert ("--trainer.max_epochs=100" in command) == row.name.endswith("stage1-50")  # 50 + 50 epochs
+    assert len(rows) == (12 if spec == "two_stage.yaml" else 2)
+    if spec == "two_stage.yaml":
+        assert [t.source.split(", ")[-1] for t in tables[:2]] == ["Table 1", "Table 2"]
+        assert rows["gpt2-s-stage1-50"].paper == {
+            "bleu4": 0.059,
+            "rouge_l": 0.231,
+            "f1_cxb_14": 0.241,
+            "f1_cxb_5": 0.345,
+        }
