@@ -1,13 +1,14 @@
 # radiolm — `make help` lists the targets.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-# DRY=1 prints a table's commands instead of running them: make table-two-stage DRY=1; ROWS=a,b runs those rows
+# DRY=1 prints a table's paper rows and commands instead of running them: make table-two-stage DRY=1;
+# ROWS=a,b runs only those rows
 TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run) $(if $(ROWS),--rows $(ROWS))
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-long demo-baseline phantom-benchmark test test-slow test-gpu lint format bench-data \
 	table-two-stage table-two-stage-phantom table-bidirectional table-bidirectional-phantom \
-	table-dia-llama table-dia-llama-phantom
+	table-dia-llama table-dia-llama-phantom table-r2gengpt
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-28s %s\n", $$1, $$2}'
@@ -33,13 +34,13 @@ phantom-benchmark:  ## every method on the phantoms vs the trivial baseline: mar
 bench-data:  ## DataLoader throughput (studies/s): 224x224 two-view X-rays and 256x256x64 CT volumes
 	$(PYTHON) -m radiolm data bench
 
-table-two-stage:  ## two-stage paper, Table 1 (1- vs 2-stage x GPT2-S / GPT2-L / OpenLLaMA-7B; MIMIC-CXR, GPU)
+table-two-stage:  ## two-stage paper, Table 1, Appendix C Table 2 and the frozen-encoder arm (MIMIC-CXR, GPU)
 	$(TABLE) experiments/tables/two_stage.yaml
 
 table-two-stage-phantom:  ## the same grid on the phantom X-rays with CPU-sized models
 	$(TABLE) experiments/tables/two_stage_phantom.yaml
 
-table-bidirectional:  ## bidirectional paper, Table 3 (V2T / +CLIP / +T2V / +T2V+Rec; MIMIC-CXR, GPU)
+table-bidirectional:  ## bidirectional paper, Tables 1-2 (Ours) and 3-4 (V2T / +CLIP / +T2V / +T2V+Rec; GPU)
 	$(TABLE) experiments/tables/bidirectional.yaml
 
 table-bidirectional-phantom:  ## V2T vs V2T+T2V+Rec on the phantom X-rays with CPU-sized models
@@ -50,6 +51,9 @@ table-dia-llama:  ## Dia-LLaMA, Tables 2 and 3 (DPM / DAA / DTP ablations, promp
 
 table-dia-llama-phantom:  ## Dia-LLaMA full vs no-DTP on the phantom CT with CPU-sized models
 	$(TABLE) experiments/tables/dia_llama_phantom.yaml
+
+table-r2gengpt:  ## R2GenGPT, Tables 1 and 2 (shallow / delta / deep; IU-Xray and MIMIC-CXR, GPU)
+	$(TABLE) experiments/tables/r2gengpt.yaml
 
 test:  ## the default test tier (no slow, no gpu tests)
 	$(PYTHON) -m pytest

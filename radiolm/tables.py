@@ -14,6 +14,7 @@ A spec (``experiments/tables/*.yaml``) names the runs (rows) and the metrics (co
         label: 2-stage GPT2-S
         config: experiments/two_stage_gpt2_small.yaml
         args: ["--model.init_args.freeze_epochs=0"]
+        paper: {bleu4: 0.058, rouge_l: 0.226}     # optional: the paper's numbers for this row (column key -> value)
         margin: {over: baseline, key: bleu4, at_least: 0.05}   # optional: must beat row `baseline` by 0.05
       - name: baseline                        # kind baseline: `radiolm baseline -c CONFIG` (most common report)
         label: most common training report
@@ -32,7 +33,9 @@ training loss and validation metrics against steps, one PNG per fit row and an o
 (:mod:`radiolm.analysis.learning_curves`). With ``protocol:``, the table names it and flags a row whose metrics
 were computed under another protocol (``metrics-test-*.json`` records its ``protocol``; the rows' experiments set
 it in ``model.init_args.evaluation``, docs/protocols.md). ``--dry-run`` prints the commands; ``--collect`` only
-rebuilds the table from runs that exist; ``--rows a,b`` runs a subset.
+rebuilds the table from runs that exist; ``--rows a,b`` runs a subset. A row's ``paper:`` numbers (on the suite's
+scale: fractions, where a paper prints percentages) are printed as a "(paper)" line under the row, and
+``--dry-run`` prints the paper's rows before the commands.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ __all__ = [
     "collect_row",
     "load_spec",
     "main",
+    "render_paper",
     "render_table",
     "row_command",
     "run_row",
@@ -99,6 +103,7 @@ class Row:
     args: list[str] = field(default_factory=list)
     kind: str = "fit"
     margin: Margin | None = None
+    paper: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,7 +135,7 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
     missing = [k for k in ("title", "columns", "rows") if k not in raw]
     if missing:
         raise _fail(path, where, f"missing {missing}")
-    columns = []
+    columns: list[Column] = []
     for i, col in enumerate(raw["columns"]):
         if not isinstance(col, dict) or "key" not in col:
             raise _fail(path, f"{where}columns[{i}]", "needs `key` (and `header`)")
@@ -155,7 +160,8 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
                 raise _fail(path, f"{where}rows[{i}].margin", "a mapping {over: ROW, key: METRIC, at_least: NUMBER}")
             margin = Margin(str(raw_margin["over"]), str(raw_margin["key"]), float(raw_margin["at_least"]))
         label = str(row.get("label", row["name"]))
-        rows.append(Row(str(row["name"]), label, str(row["config"]), [str(a) for a in args], kind, margin))
+        paper = _parse_paper(path, f"{where}rows[{i}].paper", row.get("paper"), columns)
+        rows.append(Row(str(row["name"]), label, str(row["config"]), [str(a) for a in args], kind, margin, paper))
     for row in rows:
         if row.margin is not None and row.margin.over not in names:
             raise _fail(path, f"{where}row {row.name!r}.margin.over", f"no row named {row.margin.over!r} in this table")
@@ -179,6 +185,22 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
     return TableSpec(str(raw["title"]), columns, rows, str(raw.get("source", "")), unavailable, protocol, curves)
 
 
+def _parse_paper(path: Path, where: str, raw: Any, columns: list[Column]) -> dict[str, float]:
+    """A row's ``paper:`` numbers: column keys of its table -> numbers (``null``: the paper has no value)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _fail(path, where, "a mapping of column keys to the paper's numbers")
+    keys = [c.key for c in columns]
+    unknown = [k for k in raw if k not in keys]
+    if unknown:
+        raise _fail(path, where, f"{unknown} are not columns of this table ({keys})")
+    try:
+        return {str(k): float(v) for k, v in raw.items() if v is not None}
+    except (TypeError, ValueError):
+        raise _fail(path, where, f"numbers only, got {raw}") from None
+
+
 def load_spec(path: str | Path) -> list[TableSpec]:
     """The tables of a spec file (one, or several under ``tables:``). Row names are unique across the file."""
     path = Path(path)
@@ -196,7 +218,8 @@ def load_spec(path: str | Path) -> list[TableSpec]:
     seen: dict[str, Row] = {}
     for table in tables:
         for row in table.rows:
-            if row.name in seen and seen[row.name] != row:
+            first = seen.get(row.name)
+            if first is not None and (first.config, first.args, first.kind) != (row.config, row.args, row.kind):
                 raise _fail(path, f"row {row.name!r}", "the same name with another config or args in two tables")
             seen[row.name] = row
     return tables
@@ -267,8 +290,30 @@ def check_margins(table: TableSpec, results: dict[str, dict[str, Any] | None]) -
     return checks
 
 
+def _cells(table: TableSpec, metrics: dict[str, Any] | None) -> list[str]:
+    cells = []
+    for col in table.columns:
+        value = None if metrics is None else metrics.get(col.key)
+        cells.append("" if value is None else (str(int(value)) if col.key == BEST_EPOCH else f"{value:.{col.digits}f}"))
+    return cells
+
+
+def render_paper(table: TableSpec) -> str:
+    """The paper's rows of a table (the rows' ``paper:`` numbers) in the table's layout; ``""`` when it has none."""
+    if not any(row.paper for row in table.rows):
+        return ""
+    lines = [f"### {table.title}: the paper's numbers", ""]
+    if table.source:
+        lines += [f"Paper: {table.source}", ""]
+    lines += ["| | " + " | ".join(c.header for c in table.columns) + " |"]
+    lines += ["|---|" + "|".join("---:" for _ in table.columns) + "|"]
+    lines += [f"| {row.label} | " + " | ".join(_cells(table, row.paper)) + " |" for row in table.rows]
+    return "\n".join(lines) + "\n"
+
+
 def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) -> str:
-    """Markdown in the paper's layout: one row per run, one column per metric; empty cells explained below."""
+    """Markdown in the paper's layout: one row per run (and a "(paper)" line under it where the spec gives the
+    paper's numbers), one column per metric; empty cells explained below."""
     lines = [f"### {table.title}", ""]
     if table.source:
         lines += [f"Paper: {table.source}", ""]
@@ -282,15 +327,11 @@ def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) ->
         metrics = results.get(row.name)
         if metrics is None:
             not_run.append(row.label)
-        cells = []
-        for col in table.columns:
-            value = None if metrics is None else metrics.get(col.key)
-            if value is None and metrics is not None:
-                empty.add(col.key)
-            cells.append(
-                "" if value is None else (str(int(value)) if col.key == BEST_EPOCH else f"{value:.{col.digits}f}")
-            )
-        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+        if metrics is not None:
+            empty.update(c.key for c in table.columns if metrics.get(c.key) is None)
+        lines.append(f"| {row.label} | " + " | ".join(_cells(table, metrics)) + " |")
+        if row.paper:
+            lines.append(f"| {row.label} (paper) | " + " | ".join(_cells(table, row.paper)) + " |")
     notes = [f"- {', '.join(not_run)}: not run yet."] if not_run else []
     if table.protocol:
         other = {
@@ -355,6 +396,9 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise RadioLMError(f"--rows: unknown {unknown}; the rows of {args.spec} are {list(rows)}")
     if args.dry_run:
+        papers = [render_paper(table) for table in tables]
+        if any(papers):
+            print("\n".join(p for p in papers if p))
         for name in chosen:
             print(shlex.join(row_command(args.spec, rows[name], python="python")))
         return

@@ -192,12 +192,12 @@ def _resolved_as(resolved: Any, given: Any) -> Any:
 
 
 TABLE_ROWS = [
-    pytest.param(spec, row, id=f"{spec.stem}/{row.name}")
+    pytest.param(spec, row, id=f"{spec.stem}/{name}")
     for spec in sorted((REPO / "experiments" / "tables").glob("*.yaml"))
-    for table in load_spec(spec)
-    for row in table.rows
+    for name, row in {row.name: row for table in load_spec(spec) for row in table.rows}.items()
 ]
-"""Every row of every ``experiments/tables/*.yaml`` spec (``make table-*``)."""
+"""Every row of every ``experiments/tables/*.yaml`` spec (``make table-*``), once: a row that two tables of a spec
+share is one run (same name, config and args, checked by ``load_spec``)."""
 
 
 @pytest.mark.parametrize(("spec", "row"), TABLE_ROWS)

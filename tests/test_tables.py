@@ -11,7 +11,16 @@ import yaml
 
 from radiolm.cli import main as cli_main
 from radiolm.errors import RadioLMError
-from radiolm.tables import BEST_EPOCH, check_margins, collect_row, load_spec, main, render_table, row_command
+from radiolm.tables import (
+    BEST_EPOCH,
+    check_margins,
+    collect_row,
+    load_spec,
+    main,
+    render_paper,
+    render_table,
+    row_command,
+)
 
 from .conftest import REPO
 
@@ -50,9 +59,53 @@ def test_spec_and_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     ]
 
 
+def test_paper_rows_in_dry_run_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A row's ``paper:`` numbers: printed by ``--dry-run`` before the commands, and under the row in the table."""
+    spec = write(
+        tmp_path / "grid.yaml",
+        SPEC.replace('max_epochs=1"]}', 'max_epochs=1"],\n     paper: {bleu4: 0.173, radcliq: null}}'),
+    )
+    (table,) = load_spec(spec)
+    assert table.rows[0].paper == {"bleu4": 0.173} and table.rows[1].paper == {}  # null: the paper has no value
+    main([str(spec), "--dry-run"])
+    out = capsys.readouterr().out
+    assert "### Table 9: a test: the paper's numbers" in out and "| Model A | 0.173 |  |  |" in out
+    assert out.index("| Model A | 0.173") < out.index("python -m radiolm fit")
+    assert out.rstrip().endswith("--run_name grid/b")
+    run = tmp_path / "runs" / "grid" / "a" / "version_0"
+    write(run / "metrics-test-2.json", json.dumps({"bleu4": 0.15}))
+    markdown = render_table(table, {"a": collect_row(tmp_path / "runs", spec, table.rows[0]), "b": None})
+    assert "| Model A | 0.150 |  |  |\n| Model A (paper) | 0.173 |  |  |\n| Model B |" in markdown
+    assert render_paper(load_spec(write(tmp_path / "plain.yaml", SPEC))[0]) == ""
+
+
+@pytest.mark.parametrize(
+    ("spec", "rows"),
+    [
+        ("r2gengpt.yaml", 6),  # Tables 1 (IU-Xray, MIMIC-CXR) and 2 (MIMIC-CXR rows again): six runs
+        ("two_stage.yaml", 12),  # Table 1, Appendix C Table 2, frozen-encoder arm
+        ("bidirectional.yaml", 10),  # Tables 1-2 reuse the full model's Table 3 runs
+    ],
+)
+def test_paper_specs_carry_the_papers_numbers(spec: str, rows: int) -> None:
+    """Every row with a paper number gives one for each column the paper reports, within the metric's range."""
+    path = REPO / "experiments" / "tables" / spec
+    tables = load_spec(path)
+    assert len({row.name for table in tables for row in table.rows}) == rows
+    assert all(table.protocol for table in tables)
+    with_paper = [(table, row) for table in tables for row in table.rows if row.paper]
+    assert with_paper
+    for table, row in with_paper:
+        assert all(0 < v < 2 for v in row.paper.values()), (table.title, row.name)
+        if "BLEU-1" in [c.header for c in table.columns]:
+            assert row.paper["bleu1"] > row.paper["bleu2"] > row.paper["bleu3"] > row.paper["bleu4"]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        ("title: x\ncolumns: [{key: a}]\nrows: [{name: r, config: c, paper: {b: 1}}]\n", "['b'] are not columns"),
+        ("title: x\ncolumns: [{key: a}]\nrows: [{name: r, config: c, paper: {a: x}}]\n", "numbers only"),
         ("title: x\nrows: []\n", "missing ['columns']"),
         ("title: x\ncolumns: [{header: B}]\nrows: []\n", "columns[0]: needs `key`"),
         ("title: x\ncolumns: []\nrows: [{name: a}]\n", "rows[0]: needs `name` and `config`"),

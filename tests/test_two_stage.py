@@ -100,6 +100,7 @@ def test_paper_settings(experiment: Path, capsys: pytest.CaptureFixture[str]) ->
     assert init["language_model"]["init_args"]["gradient_checkpointing"] is True
     assert init["language_model"]["init_args"]["lora_rank"] == 8
     assert init["vision_encoder"]["init_args"]["image_size"] == 480
+    assert init["image_preprocessing"] == "biovil"  # BioViL's 512 -> 480 crop, no normalisation (§4, ref. [3])
     assert config["data"]["init_args"]["report_key"] == "findings"
     assert config["data"]["init_args"]["max_views"] == 1
     unfreeze = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("EncoderUnfreeze")]
@@ -136,11 +137,24 @@ def test_sweep_keys_resolve(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("spec", ["two_stage.yaml", "two_stage_phantom.yaml"])
 def test_table_specs(spec: str) -> None:
+    """Table 1 (1- vs 2-stage), Appendix C Table 2 (stage 1 for 50 epochs, then 50 more) and the frozen arm."""
     path = REPO / "experiments" / "tables" / spec
-    (table,) = load_spec(path)
-    assert [c.key for c in table.columns][:4] == ["bleu4", "rouge_l", "f1_cxb_14", "f1_cxb_5"]
-    for row in table.rows:
+    tables = load_spec(path)
+    rows = {row.name: row for table in tables for row in table.rows}
+    for table in tables:
+        assert [c.key for c in table.columns][:4] == ["bleu4", "rouge_l", "f1_cxb_14", "f1_cxb_5"]
+    for row in rows.values():
         assert (REPO / row.config).is_file()
-        one_stage = "--trainer.callbacks.freeze_epochs=0" in row_command(path, row)
-        assert one_stage == row.name.endswith("1stage")
-    assert len(table.rows) == (6 if spec == "two_stage.yaml" else 2)
+        command = row_command(path, row)
+        assert ("--trainer.callbacks.freeze_epochs=0" in command) == row.name.endswith("1stage")
+        assert ("--trainer.callbacks.freeze_epochs=50" in command) == row.name.endswith(("stage1-50", "frozen"))
+        assert ("--trainer.max_epochs=100" in command) == row.name.endswith("stage1-50")  # 50 + 50 epochs
+    assert len(rows) == (12 if spec == "two_stage.yaml" else 2)
+    if spec == "two_stage.yaml":
+        assert [t.source.split(", ")[-1] for t in tables[:2]] == ["Table 1", "Table 2"]
+        assert rows["gpt2-s-stage1-50"].paper == {
+            "bleu4": 0.059,
+            "rouge_l": 0.231,
+            "f1_cxb_14": 0.241,
+            "f1_cxb_5": 0.345,
+        }

@@ -224,6 +224,9 @@ def randomize(config: Any) -> list[str]:
         elif kind == "VolumeEncoder":
             args.checkpoint_path = None
             notes.append("volume encoder: random init (checkpoint_path null)")
+        elif kind == "PerceiverResampler" and args.get("checkpoint_path"):
+            args.checkpoint_path = None
+            notes.append("perceiver: random init (checkpoint_path null)")
         elif kind in _PRETRAINED_PARTS:
             args.pretrained = False
             notes.append(f"{kind}: pretrained false")

@@ -17,7 +17,7 @@ from typing import Any
 from torch import Tensor
 
 from radiolm.batch import ReportBatch, require_images
-from radiolm.data.transforms import ImageTransformConfig
+from radiolm.data.transforms import ImageTransformConfig, named_image_transform
 from radiolm.methods.base import ReportGenerationModule
 from radiolm.parts.language_model import LanguageModel
 from radiolm.parts.mappers import MapperFactory, QueryMapper
@@ -42,6 +42,8 @@ class TwoStageFinetune(ReportGenerationModule):
         visual_mapper: Built as ``visual_mapper(D_img, D_txt)``; default :class:`QueryMapper` (10 queries, §3).
         prompt: Default ``[bos] C report [eos]`` (:data:`SOFT_PROMPT_TEMPLATE`).
         view_pooling: ``first``: the first (frontal, §4) view of each study; ``mean`` averages the real views.
+        image_preprocessing: ``biovil``: BioViL's (resize 512, centre crop 480, [0, 1], no normalisation), which
+            the paper's BioViL-T ResNet-50 expects (§4); ``None``: the encoder's own size and statistics.
         **kwargs: :class:`ReportGenerationModule` arguments (decoding, optimizer, schedule, selection, ...).
     """
 
@@ -52,16 +54,23 @@ class TwoStageFinetune(ReportGenerationModule):
         visual_mapper: MapperFactory = QueryMapper,
         prompt: PromptTemplate | None = None,
         view_pooling: ViewPooling = "first",
+        image_preprocessing: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(language_model=language_model, prompt=prompt or PromptTemplate(SOFT_PROMPT_TEMPLATE), **kwargs)
         self.vision_encoder = vision_encoder
         self.visual_mapper = visual_mapper(vision_encoder.out_dim, language_model.hidden_size)
         self.view_pooling = view_pooling
+        self._image_transform = (
+            named_image_transform(image_preprocessing, vision_encoder.image_size)
+            if image_preprocessing
+            else vision_encoder.image_transform
+        )
 
     @property
     def image_transform(self) -> ImageTransformConfig:
-        return self.vision_encoder.image_transform
+        """BioViL's preprocessing (``image_preprocessing: biovil``) or the encoder's own."""
+        return self._image_transform
 
     def encode(self, batch: ReportBatch) -> Tensor:
         """The soft visual prompt ``C`` (§3) from the grid features ``I`` of the frontal view (§4; ResNet-50 at

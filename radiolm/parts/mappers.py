@@ -12,6 +12,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from radiolm.parts.radfm_weights import FcMismatch, load_radfm_perceiver
+
 __all__ = ["Adapter2D3D", "LinearMapper", "MapperFactory", "PerceiverResampler", "QueryMapper"]
 
 MapperFactory = Callable[[int, int], nn.Module]
@@ -77,6 +79,12 @@ class PerceiverResampler(nn.Module):
         heads: Attention heads (RadFM's code: 8).
         dim_head: Width of one head (RadFM's code: 64).
         ff_mult: Feed-forward expansion (RadFM's code: 4).
+        checkpoint_path: RadFM's checkpoint (``pytorch_model.bin`` or ``.safetensors``): load its perceiver and
+            ``fc`` (as Dia-LLaMA's official code does, ``my_embedding_layer.py``); ``None``: random initialisation.
+            Key mapping and checks: :mod:`radiolm.parts.radfm_weights`.
+        checkpoint_prefix: What precedes ``perceiver.`` / ``fc.`` in that file (RadFM: ``embedding_layer.``).
+        fc_mismatch: RadFM's ``fc`` is 768 -> 5120; with another LLM width ``error`` refuses, ``skip`` loads the
+            perceiver and keeps a random projection (with a warning).
     """
 
     def __init__(
@@ -88,6 +96,9 @@ class PerceiverResampler(nn.Module):
         heads: int = 8,
         dim_head: int = 64,
         ff_mult: int = 4,
+        checkpoint_path: str | None = None,
+        checkpoint_prefix: str = "embedding_layer.",
+        fc_mismatch: FcMismatch = "error",
     ) -> None:
         super().__init__()
         self.latents = nn.Parameter(torch.randn(num_latents, in_dim))
@@ -107,6 +118,8 @@ class PerceiverResampler(nn.Module):
         )
         self.norm = nn.LayerNorm(in_dim)
         self.proj = nn.Linear(in_dim, out_dim)
+        if checkpoint_path:
+            load_radfm_perceiver(self, checkpoint_path, checkpoint_prefix, fc_mismatch)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """``[B, M, c]`` -> ``[B, N, d]``."""

@@ -14,14 +14,14 @@ Both read the spatial axes in the order ``(H, W, D)`` (RadFM and MONAI's ``img_s
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from radiolm.errors import MissingAssetError, RadioLMError
+from radiolm.errors import RadioLMError
+from radiolm.parts.radfm_weights import read_state_dict
 from radiolm.parts.trainable import Trainable, apply_trainable
 
 __all__ = ["RadFMViT3D", "VolumeEncoder", "load_encoder_weights"]
@@ -292,16 +292,7 @@ def load_encoder_weights(model: nn.Module, path: str, prefix: str = "") -> None:
         MissingAssetError: when the file does not exist.
         RadioLMError: when the file holds no key under ``prefix`` or the keys / shapes do not match.
     """
-    file = Path(path)
-    if not file.is_file():
-        raise MissingAssetError("3D vision encoder weights", path, "checkpoint_path", "no such file")
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state: Any = load_file(str(file))
-    else:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = read_state_dict(path, "3D vision encoder weights", "checkpoint_path")
     own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if not own:
         raise RadioLMError(
