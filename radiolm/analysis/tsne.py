@@ -87,7 +87,7 @@ def exact_tsne(
     return y.float()
 
 
-def tsne(points: Tensor, perplexity: float = 30.0, seed: int = 0) -> tuple[Tensor, str]:
+def tsne(points: Tensor, perplexity: float = 30.0, seed: int = 0, iterations: int = 1000) -> tuple[Tensor, str]:
     """``points`` ``[N, F]`` -> ``([N, 2], backend)``: scikit-learn's ``TSNE`` if installed, else :func:`exact_tsne`.
 
     The backend is ``"sklearn"`` or ``"torch-exact"``; analyses write it next to the figure."""
@@ -95,8 +95,8 @@ def tsne(points: Tensor, perplexity: float = 30.0, seed: int = 0) -> tuple[Tenso
     try:
         from sklearn.manifold import TSNE  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
-        return exact_tsne(points, perplexity, seed=seed), "torch-exact"
-    embedded = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(
-        points.detach().double().cpu().numpy()
-    )
+        return exact_tsne(points, perplexity, iterations, seed), "torch-exact"
+    embedded = TSNE(
+        n_components=2, perplexity=perplexity, random_state=seed, init="pca", max_iter=max(iterations, 250)
+    ).fit_transform(points.detach().double().cpu().numpy())
     return torch.from_numpy(embedded).float(), "sklearn"
