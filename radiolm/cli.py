@@ -86,6 +86,14 @@ COMMANDS: dict[str, Command | Group] = {
             "per-disease-f1": Command(
                 "radiolm.analysis.per_disease_f1:main", "per-disease F1 across configurations (Dia-LLaMA Fig. 2)"
             ),
+            "hidden-tsne": Command(
+                "radiolm.analysis.hidden_tsne:main",
+                "t-SNE of LLM hidden features h^p by disease, runs side by side (CMRG Fig. 2)",
+            ),
+            "continual-cases": Command(
+                "radiolm.analysis.continual_cases:main",
+                "one case per domain after the last stage, runs side by side (CMRG Fig. 3)",
+            ),
         },
     ),
     "table": Command("radiolm.tables:main", "run a paper's table grid and write it as markdown"),

@@ -267,9 +267,7 @@ class CMRGLLM(ReportGenerationModule):
         losses = {"lm": self.language_model.loss_from_hidden(hidden, inputs.labels)}
         total = losses["lm"]
         if self.contrastive:
-            prompt_mask = (inputs.attention_mask.bool() & (inputs.labels == -100))[..., None]  # [B, T, 1]
-            pooled = (hidden * prompt_mask).sum(1) / prompt_mask.sum(1).clamp(min=1)  # mean over L_h
-            features = self.hidden_projection(pooled.to(self.hidden_projection.weight.dtype))  # h^p [B, hidden_dim]
+            features = self.hidden_features(hidden, inputs.attention_mask, inputs.labels)  # h^p [B, hidden_dim]
             positive = batch.labels.to(features.device) == 1
             losses["sc"] = self.supcon(features, positive, domain)
             total = total + self.sc_weight * losses["sc"]
@@ -280,6 +278,31 @@ class CMRGLLM(ReportGenerationModule):
                 self.centres.update(features, positive)
         losses["loss"] = total
         return losses
+
+    def hidden_features(self, hidden: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
+        """``h^p = P_h(1/L_h sum_l h(l))`` (§2.3): the LLM's last hidden states averaged over the prompt positions.
+
+        Args:
+            hidden: ``[B, T, D_llm]`` last hidden states of the prompt + report sequence.
+            attention_mask: ``[B, T]`` (1 on real tokens).
+            labels: ``[B, T]``; ``-100`` on the prompt (and padding), the report's token ids elsewhere.
+
+        Returns:
+            ``[B, hidden_dim]``.
+        """
+        prompt_mask = (attention_mask.bool() & (labels == -100))[..., None]  # [B, T, 1]
+        pooled = (hidden * prompt_mask).sum(1) / prompt_mask.sum(1).clamp(min=1)  # mean over L_h
+        return self.hidden_projection(pooled.to(self.hidden_projection.weight.dtype))
+
+    @torch.no_grad()
+    def prompt_features(self, batch: ReportBatch) -> Tensor:
+        """``h^p`` ``[B, hidden_dim]`` of a batch with the active domain's parameters, as L^SC sees it (Fig. 2).
+
+        The prompt's states do not depend on the report (causal attention), so the references fill the template."""
+        inputs = self.prompt.build(self.language_model, self.encode(batch), batch.reports)
+        assert inputs.labels is not None
+        hidden = self.language_model.hidden_states(inputs.inputs_embeds, inputs.attention_mask)
+        return self.hidden_features(hidden, inputs.attention_mask, inputs.labels)
 
     def supcon(self, features: Tensor, positive: Tensor, domain: CMRGDomain) -> Tensor:
         """L^SC (stage 1, or without centres) or L^SC_center (later stages): Eq. 2 with ``S'`` of §2.3."""

@@ -90,7 +90,9 @@ class ReportDataModule(pl.LightningDataModule):
 
     Args:
         labels_path: CSV with ``id`` + 14 CheXpert columns; when it does not exist, labels are -1 (unknown) and a
-            warning says so. Subclasses default it to the ``labels.csv`` of their layout.
+            warning says so, except for Chinese studies (``language: zh``): the English labeler cannot read them,
+            so their labels can only come from this file and its absence is an error (CMRG-LLM §3.1). Subclasses
+            default it to the ``labels.csv`` of their layout.
         batch_size: Training batch size per device.
         eval_batch_size: Validation / test batch size (generation); default ``batch_size``.
         num_workers: DataLoader workers (persistent when > 0); also the threads of the entry checks.
@@ -179,7 +181,14 @@ class ReportDataModule(pl.LightningDataModule):
         return entries
 
     def load_labels(self) -> dict[str, list[int]]:
-        """Study id -> 14 CheXpert values from ``labels_path``; ``{}`` (a warning) when there is no such file."""
+        """Study id -> 14 CheXpert values from ``labels_path``; ``{}`` (a warning) when there is no such file, an
+        error for Chinese studies (the English labeler cannot read them: their labels come from this file only)."""
+        if str(self.language).lower().startswith("zh") and not (self.labels_path and self.labels_path.is_file()):
+            raise DataError(
+                f"{self.labels_path or 'data.init_args.labels_path'}: missing; the studies are Chinese (language: "
+                f"{self.language}) and the English CheXpert labeler cannot read them, so their labels must come from "
+                "this file: write it (id + the 14 CheXpert columns) or set data.init_args.labels_path to it"
+            )
         labels = load_labels_csv(self.labels_path) if self.labels_path and self.labels_path.is_file() else {}
         if not labels:
             log.warning("radiolm: no labels file at %s; CheXpert labels are -1 (unknown)", self.labels_path)

@@ -32,6 +32,7 @@ from radiolm.data.formats.ctrg import (
 from radiolm.data.formats.validation import Problem
 from radiolm.data.formats.volumes import check_volume_file, find_volume, read_volume
 from radiolm.data.labels import CHEXPERT_14
+from radiolm.data.targets import check_sections, keep_sectioned
 from radiolm.data.transforms import ImageTransformConfig
 
 __all__ = ["CTRGChestDataModule", "VolumeStudyDataset", "collate_volumes"]
@@ -137,6 +138,10 @@ class CTRGChestDataModule(ReportDataModule):
         domain: domain tag of the studies.
         validate_on_test: validate (select checkpoints) on the test split when the split has none, or accept a
             validation split sharing test studies (see :class:`ReportDataModule`); off: validation is skipped.
+        sections: The target is these sections (``impression``, ``findings``: the ``impression`` and ``finding``
+            columns) in this order, each after its header, and studies lacking one are left out, counted and logged
+            (:mod:`radiolm.data.targets`; CMRG-LLM §3.1: ``[impression, findings]``); ``report_key`` is then unused.
+        section_headers: Write the sections' headers (CMRG-LLM Fig. 3) when ``sections`` is set.
     """
 
     collate = staticmethod(collate_volumes)
@@ -164,6 +169,8 @@ class CTRGChestDataModule(ReportDataModule):
         image_transform: ImageTransformConfig | None = None,
         domain: str = "ct",
         validate_on_test: bool = False,
+        sections: list[str] | None = None,
+        section_headers: bool = True,
     ) -> None:
         self.root = Path(root)
         super().__init__(
@@ -185,6 +192,9 @@ class CTRGChestDataModule(ReportDataModule):
         self.reports_path = Path(reports_path) if reports_path else self.root / "reports.csv"
         self.volumes_dir = Path(volumes_dir) if volumes_dir else self.root / "volumes"
         self.report_key = report_key
+        self.sections, self.section_headers = (list(sections) if sections else None), section_headers
+        if self.sections:
+            check_sections(self.sections, language)
         self.split, self.split_seed = split, split_seed
         self.split_path = Path(split_path) if split_path else split_file(self.root, split, split_seed)
         self.volume_config = volume_preset(preset, volume_size, intensity, hu_window)
@@ -213,10 +223,20 @@ class CTRGChestDataModule(ReportDataModule):
         if not self.split_path.exists():
             self.prepare_data()
         splits = load_split(self.split_path, set(reports))
+        texts = {study: self._text(report) for study, report in reports.items()}
+        if self.sections:  # CMRG-LLM §3.1: the sections with their headers, only studies that have them all
+            rows = {
+                split: [
+                    {"id": i, "findings": reports[i]["finding"], "impression": reports[i]["impression"]} for i in ids
+                ]
+                for split, ids in splits.items()
+            }
+            kept = keep_sectioned(rows, self.sections, self.language, self.section_headers, "report", self.reports_path)
+            splits = {split: [e["id"] for e in es] for split, es in kept.items()}
+            texts = {e["id"]: e["report"] for es in kept.values() for e in es}
         entries = {
             split: [
-                {"id": study, "path": find_volume(self.volumes_dir, study), "report": self._text(reports[study])}
-                for study in ids
+                {"id": study, "path": find_volume(self.volumes_dir, study), "report": texts[study]} for study in ids
             ]
             for split, ids in splits.items()
         }

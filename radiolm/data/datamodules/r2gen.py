@@ -29,6 +29,7 @@ from radiolm.data.formats.images import CheckedFiles, load_image
 from radiolm.data.formats.validation import Problem
 from radiolm.data.formats.views import apply_views
 from radiolm.data.labels import CHEXPERT_14
+from radiolm.data.targets import check_sections, keep_sectioned
 from radiolm.data.transforms import ImageTransformConfig, build_image_transform
 
 __all__ = ["R2GenDataModule", "StudyDataset", "collate_studies"]
@@ -143,6 +144,10 @@ class R2GenDataModule(ReportDataModule):
         bucket_seed: Seed of the bucketing shuffles (epoch ``e`` uses ``bucket_seed + e``).
         validate_on_test: Accept selection on test studies (see :class:`ReportDataModule`); off: a validation
             split that shares test studies is an error, and a split without validation studies skips validation.
+        sections: The target is these sections (entry keys) in this order, each after its header, and studies
+            lacking one are left out, counted and logged (:mod:`radiolm.data.targets`; CMRG-LLM §3.1:
+            ``[impression, findings]``); it replaces ``report_key``'s text before cleaning. ``None``: ``report_key``.
+        section_headers: Write the sections' headers (CMRG-LLM Fig. 3) when ``sections`` is set.
     """
 
     collate = staticmethod(collate_studies)
@@ -167,6 +172,8 @@ class R2GenDataModule(ReportDataModule):
         bucket_batches: int = 10,
         bucket_seed: int = 0,
         validate_on_test: bool = False,
+        sections: list[str] | None = None,
+        section_headers: bool = True,
     ) -> None:
         self.annotation_path = Path(annotation_path)
         super().__init__(
@@ -185,6 +192,9 @@ class R2GenDataModule(ReportDataModule):
         )
         self.image_root = Path(image_root) if image_root else self.annotation_path.parent / "images"
         self.report_key, self.max_views = report_key, max_views
+        self.sections, self.section_headers = (list(sections) if sections else None), section_headers
+        if self.sections:
+            check_sections(self.sections, language)
         self.views_path = Path(views_path) if views_path else None
         self.validate_images = validate_images
         self._checked: CheckedFiles | None = None
@@ -194,7 +204,11 @@ class R2GenDataModule(ReportDataModule):
         return self.annotation_path
 
     def read_entries(self) -> tuple[Entries, list[Problem]]:
-        return read_annotation(self.annotation_path, self.report_key)
+        entries, problems = read_annotation(self.annotation_path, self.report_key)
+        if self.sections:
+            args = (self.sections, self.language, self.section_headers, self.report_key, self.annotation_path)
+            entries = keep_sectioned(entries, *args)
+        return entries, problems
 
     def entry_check(self) -> Callable[[dict[str, Any]], str | None]:
         """An empty report, then (``validate_images``) each image used, decoded once (:class:`CheckedFiles`)."""
