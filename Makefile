@@ -8,7 +8,7 @@ TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run)
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-long demo-baseline test test-slow test-gpu lint format bench-data \
 	table-two-stage table-two-stage-phantom table-bidirectional table-bidirectional-phantom \
-	table-dia-llama table-dia-llama-phantom
+	table-dia-llama table-dia-llama-phantom table-cmrg table-cmrg-phantom
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-28s %s\n", $$1, $$2}'
@@ -48,6 +48,12 @@ table-dia-llama:  ## Dia-LLaMA, Tables 2 and 3 (DPM / DAA / DTP ablations, promp
 
 table-dia-llama-phantom:  ## Dia-LLaMA full vs no-DTP on the phantom CT with CPU-sized models
 	$(TABLE) experiments/tables/dia_llama_phantom.yaml
+
+table-cmrg:  ## CMRG-LLM, Tables 1 and 2 (six continual baselines; q / f^t / P / L^SC / centre ablations; v_t, t = 2..4; GPU)
+	$(TABLE) experiments/tables/cmrg.yaml
+
+table-cmrg-phantom:  ## SeqFT, Replay and CMRG-LLM on the phantom sequence (X-ray EN -> EN 2 views -> ZH -> CT ZH) on a CPU
+	$(TABLE) experiments/tables/cmrg_phantom.yaml
 
 test:  ## the default test tier (no slow, no gpu tests)
 	$(PYTHON) -m pytest

@@ -15,6 +15,16 @@ A spec (``experiments/tables/*.yaml``) names the runs (rows) and the metrics (co
         config: experiments/two_stage_gpt2_small.yaml
         args: ["--model.init_args.freeze_epochs=0"]
 
+A continual run (CMRG-LLM: the data is a ``ContinualDataModule``) fills its row from its ``continual-matrix.json``
+instead: the key ``<metric>_v<t>`` is the paper's ``v_t`` (the mean over tasks ``s <= t`` of task ``s`` tested after
+stage ``t``, CMRG-LLM §3.1), e.g. ``bleu4_v2``; ``forgetting_<metric>`` and ``bwt_<metric>`` are extras (not in
+the paper). A table may carry the paper's numbers for its columns, printed under the run table and by ``--dry-run``::
+
+    paper:
+      source: cmrg_llm_continual.md §3.2, Table 1
+      rows:
+        - {label: SeqFT, values: {bleu4_v2: 0.117, bleu4_v3: 0.209}}
+
 A spec with several tables lists them under ``tables:``, each with its own title / columns / rows. Each row runs
 ``python -m radiolm fit -c CONFIG --run_name <stem>/<name> ARGS`` in its own process (``fit`` ends with ``test``
 on the best checkpoint); the newest ``metrics-test-*.json`` under ``runs/<stem>/<name>/`` fills the row. The table
@@ -40,7 +50,19 @@ import yaml
 
 from radiolm.errors import RadioLMError
 
-__all__ = ["Column", "Row", "TableSpec", "collect_row", "load_spec", "main", "render_table", "row_command"]
+__all__ = [
+    "Column",
+    "PaperRow",
+    "Row",
+    "TableSpec",
+    "collect_row",
+    "continual_metrics",
+    "load_spec",
+    "main",
+    "render_paper",
+    "render_table",
+    "row_command",
+]
 
 BEST_EPOCH = "best_epoch"
 """A derived column: the epoch (1-based) whose validation ``selection`` was highest, i.e. epochs to converge."""
@@ -62,6 +84,14 @@ class Row:
 
 
 @dataclass
+class PaperRow:
+    """A row as the paper printed it (its numbers, not a run)."""
+
+    label: str
+    values: dict[str, float]
+
+
+@dataclass
 class TableSpec:
     title: str
     columns: list[Column]
@@ -69,6 +99,8 @@ class TableSpec:
     source: str = ""
     unavailable: dict[str, str] = field(default_factory=dict)
     protocol: str = ""
+    paper: list[PaperRow] = field(default_factory=list)
+    paper_source: str = ""
 
 
 def _fail(path: Path, where: str, what: str) -> RadioLMError:
@@ -106,7 +138,28 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
         if protocol not in PRESETS:
             raise _fail(path, f"{where}protocol", f"unknown protocol {protocol!r}; use one of {list(PRESETS)}")
     unavailable = dict(raw.get("unavailable") or {})
-    return TableSpec(str(raw["title"]), columns, rows, str(raw.get("source", "")), unavailable, protocol)
+    paper = raw.get("paper") or {}
+    if not isinstance(paper, dict) or not isinstance(paper.get("rows", []), list):
+        raise _fail(path, f"{where}paper", "a mapping with `source` and `rows` (each `label` and `values`)")
+    keys = {c.key for c in columns}
+    paper_rows = []
+    for i, prow in enumerate(paper.get("rows") or []):
+        values = prow.get("values") if isinstance(prow, dict) else None
+        if not isinstance(values, dict) or "label" not in prow:
+            raise _fail(path, f"{where}paper.rows[{i}]", "needs `label` and `values` ({column key: number})")
+        if set(values) - keys:
+            raise _fail(path, f"{where}paper.rows[{i}]", f"values for unknown columns {sorted(set(values) - keys)}")
+        paper_rows.append(PaperRow(str(prow["label"]), {str(k): float(v) for k, v in values.items()}))
+    return TableSpec(
+        str(raw["title"]),
+        columns,
+        rows,
+        str(raw.get("source", "")),
+        unavailable,
+        protocol,
+        paper_rows,
+        str(paper.get("source", "")),
+    )
 
 
 def load_spec(path: str | Path) -> list[TableSpec]:
@@ -141,9 +194,30 @@ def _epoch_of(path: Path) -> int:
     return int(path.stem.rsplit("-", 1)[-1])
 
 
+def continual_metrics(matrix: dict[str, Any]) -> dict[str, Any]:
+    """A continual run's row from its ``continual-matrix.json``: ``<metric>_v<t>`` (1-based ``t``) is ``v_t``
+    (CMRG-LLM §3.1), ``forgetting_<metric>`` / ``bwt_<metric>`` the extras (not in the paper), and the stages done."""
+    out: dict[str, Any] = {"stages_done": matrix["stages_done"], "stages": len(matrix["tasks"])}
+    for metric, averages in matrix["average"].items():
+        out.update({f"{metric}_v{t + 1}": v for t, v in enumerate(averages) if v is not None})
+    extras = matrix.get("not in the paper") or {}
+    for name, short in (("forgetting", "forgetting"), ("backward_transfer", "bwt")):
+        out.update({f"{short}_{m}": v for m, v in (extras.get(name) or {}).items() if v is not None})
+    return out
+
+
 def collect_row(runs_root: Path, spec_path: Path, row: Row) -> dict[str, Any] | None:
-    """Test metrics of the row's newest run (``None`` when it has not run), plus :data:`BEST_EPOCH`."""
+    """Test metrics of the row's newest run (``None`` when it has not run), plus :data:`BEST_EPOCH`; a continual
+    run's :func:`continual_metrics` once all its stages are done (``None`` before)."""
     folder = runs_root / spec_path.stem / row.name
+    matrices = sorted(folder.glob("**/continual-matrix.json"), key=lambda p: p.stat().st_mtime)
+    if matrices:
+        matrix = json.loads(matrices[-1].read_text())
+        if matrix["stages_done"] < len(matrix["tasks"]):
+            return None  # stopped early: run again (resume with fit --ckpt_path <its run folder>)
+        protocols = [json.loads(p.read_text()).get("protocol") for p in matrices[-1].parent.glob("**/metrics-test-*")]
+        found = {p for p in protocols if p}
+        return {**continual_metrics(matrix), **({"protocol": found.pop()} if len(found) == 1 else {})}
     tests = sorted(folder.glob("**/metrics-test-*.json"), key=lambda p: p.stat().st_mtime)
     if not tests:
         return None
@@ -197,7 +271,20 @@ def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) ->
         header = next(c.header for c in table.columns if c.key == key)
         reason = table.unavailable.get(key, f"the runs' metrics have no `{key}`")
         notes.append(f"- {header} empty: {reason}.")
-    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n" + render_paper(table)
+
+
+def render_paper(table: TableSpec) -> str:
+    """The paper's rows of ``table`` in the same columns (empty when the spec has none)."""
+    if not table.paper:
+        return ""
+    lines = ["", f"The paper's numbers ({table.paper_source or table.source}):", ""]
+    lines += ["| | " + " | ".join(c.header for c in table.columns) + " |"]
+    lines += ["|---|" + "|".join("---:" for _ in table.columns) + "|"]
+    for prow in table.paper:
+        cells = [f"{prow.values[c.key]:.{c.digits}f}" if c.key in prow.values else "-" for c in table.columns]
+        lines.append(f"| {prow.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -224,6 +311,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.dry_run:
         for name in chosen:
             print(shlex.join(row_command(args.spec, rows[name], python="python")))
+        for table in tables:
+            if table.paper:
+                print(f"\n### {table.title}" + render_paper(table), end="")
         return
     if not args.collect:
         for name in chosen:
