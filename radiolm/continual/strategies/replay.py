@@ -138,8 +138,8 @@ class Replay(SeqFT):
     """SeqFT with a buffer of earlier studies whose ``L^LM`` joins every step.
 
     Args:
-        buffer_size: The most buffered studies (§3.2 gives no size; 200, about 1% of a real sequence's training
-            studies would be more; set it to the budget).
+        buffer_size: The most buffered studies, all tasks together (§3.2 gives no size; 200 by default: set it to
+            the memory budget).
         ratio: Buffered studies per new study in a step (0.5: a batch of 4 new studies gets 2 buffered ones).
         seed: Seed of the buffer's draws.
     """
