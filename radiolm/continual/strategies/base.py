@@ -56,12 +56,20 @@ class ContinualModel(Protocol):
     stage: int
     active_domain: str
     prompts: Any
-    vision_encoder: nn.Module
-    aggregator: nn.Module
-    volume_adapter: nn.Module | None
-    hidden_projection: nn.Module
     language_model: Any
     training: bool
+
+    @property
+    def vision_encoder(self) -> nn.Module: ...
+
+    @property
+    def aggregator(self) -> nn.Module: ...
+
+    @property
+    def volume_adapter(self) -> nn.Module | None: ...
+
+    @property
+    def hidden_projection(self) -> nn.Module: ...
 
     def named_parameters(self) -> Iterable[tuple[str, nn.Parameter]]: ...
 
