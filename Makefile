@@ -8,7 +8,8 @@ TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run) $(if $(ROWS),--rows $(
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-long demo-baseline phantom-benchmark test test-slow test-gpu lint format bench-data \
 	table-two-stage table-two-stage-phantom table-bidirectional table-bidirectional-phantom \
-	table-dia-llama table-dia-llama-phantom table-r2gengpt
+	table-dia-llama table-dia-llama-phantom table-r2gengpt \
+	table-cmrg table-cmrg-phantom
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-28s %s\n", $$1, $$2}'
@@ -54,6 +55,12 @@ table-dia-llama-phantom:  ## Dia-LLaMA full vs no-DTP on the phantom CT with CPU
 
 table-r2gengpt:  ## R2GenGPT, Tables 1 and 2 (shallow / delta / deep; IU-Xray and MIMIC-CXR, GPU)
 	$(TABLE) experiments/tables/r2gengpt.yaml
+
+table-cmrg:  ## CMRG-LLM, Tables 1 and 2 (six continual baselines; q / f^t / P / L^SC / centre ablations; v_t, t = 2..4; GPU)
+	$(TABLE) experiments/tables/cmrg.yaml
+
+table-cmrg-phantom:  ## SeqFT, Replay and CMRG-LLM on the phantom sequence (X-ray EN -> EN 2 views -> ZH -> CT ZH) on a CPU
+	$(TABLE) experiments/tables/cmrg_phantom.yaml
 
 test:  ## the default test tier (no slow, no gpu tests)
 	$(PYTHON) -m pytest

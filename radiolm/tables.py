@@ -22,6 +22,16 @@ A spec (``experiments/tables/*.yaml``) names the runs (rows) and the metrics (co
         config: experiments/two_stage_gpt2_small.yaml
     curves: {loss: train/loss, metrics: [val/f1_cxb_14]}   # optional: learning-curve PNGs of the fit rows
 
+A continual run (CMRG-LLM: the data is a ``ContinualDataModule``) fills its row from its ``continual-matrix.json``
+instead: the key ``<metric>_v<t>`` is the paper's ``v_t`` (the mean over tasks ``s <= t`` of task ``s`` tested after
+stage ``t``, CMRG-LLM §3.1), e.g. ``bleu4_v2``; ``forgetting_<metric>`` and ``bwt_<metric>`` are extras (not in
+the paper). A table may carry the paper's numbers for its columns, printed under the run table and by ``--dry-run``::
+
+    paper:
+      source: cmrg_llm_continual.md §3.2, Table 1
+      rows:
+        - {label: SeqFT, values: {bleu4_v2: 0.117, bleu4_v3: 0.209}}
+
 A spec with several tables lists them under ``tables:``, each with its own title / columns / rows. Each row runs
 ``python -m radiolm fit -c CONFIG --run_name <stem>/<name> ARGS`` in its own process (``fit`` ends with ``test``
 on the best checkpoint); the newest ``metrics-test-*.json`` under ``runs/<stem>/<name>/`` fills the row. The table
@@ -34,7 +44,8 @@ training loss and validation metrics against steps, one PNG per fit row and an o
 were computed under another protocol (``metrics-test-*.json`` records its ``protocol``; the rows' experiments set
 it in ``model.init_args.evaluation``, docs/protocols.md). ``--dry-run`` prints the commands; ``--collect`` only
 rebuilds the table from runs that exist; ``--rows a,b`` runs a subset. A row's ``paper:`` numbers (on the suite's
-scale: fractions, where a paper prints percentages) are printed as a "(paper)" line under the row, and
+scale: fractions, where a paper prints percentages), and a table's ``paper: {source, rows: [{label, values}]}`` (rows
+the paper printed that are not runs, e.g. a quoted method), are printed after the table, and
 ``--dry-run`` prints the paper's rows before the commands.
 """
 
@@ -59,10 +70,12 @@ __all__ = [
     "Curves",
     "Margin",
     "MarginCheck",
+    "PaperRow",
     "Row",
     "TableSpec",
     "check_margins",
     "collect_row",
+    "continual_metrics",
     "load_spec",
     "main",
     "render_paper",
@@ -115,6 +128,14 @@ class Curves:
 
 
 @dataclass
+class PaperRow:
+    """A row as the paper printed it (its numbers, not a run)."""
+
+    label: str
+    values: dict[str, float]
+
+
+@dataclass
 class TableSpec:
     title: str
     columns: list[Column]
@@ -123,6 +144,8 @@ class TableSpec:
     unavailable: dict[str, str] = field(default_factory=dict)
     protocol: str = ""
     curves: Curves | None = None
+    paper: list[PaperRow] = field(default_factory=list)
+    paper_source: str = ""
 
 
 def _fail(path: Path, where: str, what: str) -> RadioLMError:
@@ -182,7 +205,31 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
         if protocol not in PRESETS:
             raise _fail(path, f"{where}protocol", f"unknown protocol {protocol!r}; use one of {list(PRESETS)}")
     unavailable = dict(raw.get("unavailable") or {})
-    return TableSpec(str(raw["title"]), columns, rows, str(raw.get("source", "")), unavailable, protocol, curves)
+    paper = raw.get("paper") or {}
+    if not isinstance(paper, dict) or not isinstance(paper.get("rows", []), list):
+        raise _fail(path, f"{where}paper", "a mapping with `source` and `rows` (each `label` and `values`)")
+    keys = {c.key for c in columns}
+    paper_rows = []
+    for i, prow in enumerate(paper.get("rows") or []):
+        values = prow.get("values") if isinstance(prow, dict) else None
+        if not isinstance(values, dict) or "label" not in prow:
+            raise _fail(path, f"{where}paper.rows[{i}]", "needs `label` and `values` ({column key: number})")
+        if set(values) - keys:
+            raise _fail(path, f"{where}paper.rows[{i}]", f"values for unknown columns {sorted(set(values) - keys)}")
+        paper_rows.append(PaperRow(str(prow["label"]), {str(k): float(v) for k, v in values.items()}))
+    # A run row's own ``paper:`` is the same thing written next to its run: the paper's line for that row.
+    paper_rows = [PaperRow(row.label, row.paper) for row in rows if row.paper] + paper_rows
+    return TableSpec(
+        str(raw["title"]),
+        columns,
+        rows,
+        str(raw.get("source", "")),
+        unavailable,
+        protocol,
+        curves,
+        paper_rows,
+        str(paper.get("source", "")),
+    )
 
 
 def _parse_paper(path: Path, where: str, raw: Any, columns: list[Column]) -> dict[str, float]:
@@ -238,15 +285,44 @@ def _epoch_of(path: Path) -> int:
     return int(path.stem.rsplit("-", 1)[-1])
 
 
+def continual_metrics(matrix: dict[str, Any]) -> dict[str, Any]:
+    """A continual run's row from its ``continual-matrix.json``: ``<metric>_v<t>`` (1-based ``t``) is ``v_t``
+    (CMRG-LLM §3.1), ``forgetting_<metric>`` / ``bwt_<metric>`` the extras (not in the paper), and the stages done."""
+    out: dict[str, Any] = {"stages_done": matrix["stages_done"], "stages": len(matrix["tasks"])}
+    for metric, averages in matrix["average"].items():
+        out.update({f"{metric}_v{t + 1}": v for t, v in enumerate(averages) if v is not None})
+    extras = matrix.get("not in the paper") or {}
+    for name, short in (("forgetting", "forgetting"), ("backward_transfer", "bwt")):
+        out.update({f"{short}_{m}": v for m, v in (extras.get(name) or {}).items() if v is not None})
+    return out
+
+
+def _minutes(folder: Path) -> dict[str, float]:
+    """:data:`MINUTES` from the runner's ``row-time.json`` in a row's folder (``{}`` when it did not time it)."""
+    path = folder / ROW_TIME
+    return {MINUTES: json.loads(path.read_text())["seconds"] / 60} if path.is_file() else {}
+
+
 def collect_row(runs_root: Path, spec_path: Path, row: Row) -> dict[str, Any] | None:
-    """Test metrics of the row's newest run (``None`` when it has not run), plus :data:`BEST_EPOCH`."""
+    """Test metrics of the row's newest run (``None`` when it has not run), plus :data:`BEST_EPOCH`; a continual
+    run's :func:`continual_metrics` once all its stages are done (``None`` before)."""
     folder = runs_root / spec_path.stem / row.name
+    matrices = sorted(folder.glob("**/continual-matrix.json"), key=lambda p: p.stat().st_mtime)
+    if matrices:
+        matrix = json.loads(matrices[-1].read_text())
+        if matrix["stages_done"] < len(matrix["tasks"]):
+            return None  # stopped early: run again (resume with fit --ckpt_path <its run folder>)
+        protocols = [json.loads(p.read_text()).get("protocol") for p in matrices[-1].parent.glob("**/metrics-test-*")]
+        found = {p for p in protocols if p}
+        return {
+            **continual_metrics(matrix),
+            **({"protocol": found.pop()} if len(found) == 1 else {}),
+            **_minutes(folder),
+        }
     tests = sorted(folder.glob("**/metrics-test-*.json"), key=lambda p: p.stat().st_mtime)
     if not tests:
         return None
-    metrics: dict[str, Any] = json.loads(tests[-1].read_text())
-    if (folder / ROW_TIME).is_file():
-        metrics[MINUTES] = json.loads((folder / ROW_TIME).read_text())["seconds"] / 60
+    metrics: dict[str, Any] = {**json.loads(tests[-1].read_text()), **_minutes(folder)}
     vals = [
         (json.loads(p.read_text()).get("selection"), _epoch_of(p)) for p in tests[-1].parent.glob("metrics-val-*.json")
     ]
@@ -299,21 +375,19 @@ def _cells(table: TableSpec, metrics: dict[str, Any] | None) -> list[str]:
 
 
 def render_paper(table: TableSpec) -> str:
-    """The paper's rows of a table (the rows' ``paper:`` numbers) in the table's layout; ``""`` when it has none."""
-    if not any(row.paper for row in table.rows):
+    """The paper's numbers of ``table`` (its ``paper:`` rows) in the table's columns; ``""`` when it has none."""
+    if not table.paper:
         return ""
-    lines = [f"### {table.title}: the paper's numbers", ""]
-    if table.source:
-        lines += [f"Paper: {table.source}", ""]
+    lines = [f"### {table.title}: the paper's numbers", "", f"Paper: {table.paper_source or table.source}", ""]
     lines += ["| | " + " | ".join(c.header for c in table.columns) + " |"]
     lines += ["|---|" + "|".join("---:" for _ in table.columns) + "|"]
-    lines += [f"| {row.label} | " + " | ".join(_cells(table, row.paper)) + " |" for row in table.rows]
+    lines += [f"| {prow.label} | " + " | ".join(_cells(table, prow.values)) + " |" for prow in table.paper]
     return "\n".join(lines) + "\n"
 
 
 def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) -> str:
-    """Markdown in the paper's layout: one row per run (and a "(paper)" line under it where the spec gives the
-    paper's numbers), one column per metric; empty cells explained below."""
+    """Markdown in the paper's layout: one row per run, one column per metric, empty cells explained below, then
+    the paper's numbers where the spec gives them (:func:`render_paper`)."""
     lines = [f"### {table.title}", ""]
     if table.source:
         lines += [f"Paper: {table.source}", ""]
@@ -330,8 +404,6 @@ def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) ->
         if metrics is not None:
             empty.update(c.key for c in table.columns if metrics.get(c.key) is None)
         lines.append(f"| {row.label} | " + " | ".join(_cells(table, metrics)) + " |")
-        if row.paper:
-            lines.append(f"| {row.label} (paper) | " + " | ".join(_cells(table, row.paper)) + " |")
     notes = [f"- {', '.join(not_run)}: not run yet."] if not_run else []
     if table.protocol:
         other = {
@@ -349,7 +421,8 @@ def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) ->
         reason = table.unavailable.get(key, f"the runs' metrics have no `{key}`")
         notes.append(f"- {header} empty: {reason}.")
     notes += [f"- {check.sentence}" for check in check_margins(table, results)]
-    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
+    paper = render_paper(table)
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n" + (f"\n{paper}" if paper else "")
 
 
 def run_row(spec_path: Path, row: Row, runs_root: Path) -> None:

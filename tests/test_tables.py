@@ -75,7 +75,9 @@ def test_paper_rows_in_dry_run_and_table(tmp_path: Path, capsys: pytest.CaptureF
     run = tmp_path / "runs" / "grid" / "a" / "version_0"
     write(run / "metrics-test-2.json", json.dumps({"bleu4": 0.15}))
     markdown = render_table(table, {"a": collect_row(tmp_path / "runs", spec, table.rows[0]), "b": None})
-    assert "| Model A | 0.150 |  |  |\n| Model A (paper) | 0.173 |  |  |\n| Model B |" in markdown
+    table_part, paper_part = markdown.split("### Table 9: a test: the paper's numbers")
+    assert "| Model A | 0.150 |  |  |\n| Model B |" in table_part
+    assert "| Model A | 0.173 |  |  |" in paper_part and "Model B" not in paper_part
     assert render_paper(load_spec(write(tmp_path / "plain.yaml", SPEC))[0]) == ""
 
 
@@ -266,3 +268,60 @@ def test_phantom_benchmark_rows_share_their_baseline_s_studies(capsys: pytest.Ca
     for row in table.rows:
         if row.margin is not None:
             assert data(row) == data(rows[row.margin.over]), row.name
+
+
+CONTINUAL_SPEC = """
+title: "Table 1: continual"
+columns:
+  - {key: bleu4_v2, header: BLEU-4 t=2}
+  - {key: bleu4_v3, header: BLEU-4 t=3}
+  - {key: forgetting_bleu4, header: Forgetting}
+rows:
+  - {name: seqft, label: SeqFT, config: experiments/cmrg_llm_phantom.yaml}
+paper:
+  source: the paper, Table 1
+  rows:
+    - {label: SeqFT (paper), values: {bleu4_v2: 0.117, bleu4_v3: 0.209}}
+"""
+
+
+def test_a_continual_run_fills_its_row_with_v_t_from_the_matrix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CMRG-LLM §3.1: the cells are v_t = mean over s <= t of task s after stage t, read from continual-matrix.json;
+    the paper's numbers print under the table and with --dry-run."""
+    from radiolm.continual.matrix import ScoreMatrix
+
+    spec = write(tmp_path / "cl.yaml", CONTINUAL_SPEC)
+    (table,) = load_spec(spec)
+    run = tmp_path / "runs" / "cl" / "seqft" / "version_0"
+    matrix = ScoreMatrix(["A", "B", "C"])
+    for s, t, value in [(0, 0, 0.4), (0, 1, 0.2), (1, 1, 0.5), (0, 2, 0.1), (1, 2, 0.3), (2, 2, 0.6)]:
+        matrix.set(s, t, {"bleu4": value})
+    matrix.write(run)
+    write(run / "stage-3-C" / "test-1-A" / "metrics-test-0.json", json.dumps({"bleu4": 0.1, "protocol": "cmrg"}))
+    metrics = collect_row(tmp_path / "runs", spec, table.rows[0])
+    assert metrics is not None
+    assert metrics["bleu4_v2"] == pytest.approx((0.2 + 0.5) / 2) and metrics["bleu4_v3"] == pytest.approx(1.0 / 3)
+    assert metrics["bleu4_v1"] == pytest.approx(0.4) and metrics["stages_done"] == 3
+    assert metrics["forgetting_bleu4"] == pytest.approx(((0.4 - 0.1) + (0.5 - 0.3)) / 2)  # not in the paper
+    assert metrics["protocol"] == "cmrg"
+    markdown = render_table(table, {"seqft": metrics})
+    assert "| SeqFT | 0.350 | 0.333 | 0.250 |" in markdown
+    paper = markdown.split("### Table 1: continual: the paper's numbers\n\nPaper: the paper, Table 1")[1]
+    assert "| SeqFT (paper) | 0.117 | 0.209 |  |" in paper
+    main([str(spec), "--dry-run"])
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("python -m radiolm fit -c experiments/cmrg_llm_phantom.yaml --run_name cl/seqft")
+    assert "| SeqFT (paper) | 0.117 | 0.209 |  |" in out
+    # a run that stopped before its last stage is not a result: the row runs again
+    partial = ScoreMatrix(["A", "B", "C"])
+    partial.set(0, 0, {"bleu4": 0.4})
+    partial.write(run)
+    assert collect_row(tmp_path / "runs", spec, table.rows[0]) is None
+
+
+def test_paper_values_must_name_the_columns(tmp_path: Path) -> None:
+    spec = write(tmp_path / "bad.yaml", CONTINUAL_SPEC.replace("bleu4_v3: 0.209", "bleu4_v9: 0.209"))
+    with pytest.raises(RadioLMError, match=r"bad\.yaml: paper\.rows\[0\].*unknown columns \['bleu4_v9'\]"):
+        load_spec(spec)

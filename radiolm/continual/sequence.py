@@ -6,12 +6,16 @@ For each stage ``t`` in order (CMRG-LLM §2.2, §3.1):
    the weights the previous stage ended with;
 2. a fresh Trainer (from the run's trainer config, the task's ``max_epochs``, its checkpoints in
    ``stage-<t>-<name>/checkpoints``) fits the task, with a new optimizer and schedule (the task's ``lr``);
-3. the best checkpoint of the stage (else its last weights, saved as ``stage-<t>-<name>/final.ckpt``) is loaded;
+3. the best checkpoint of the stage (else its last weights, saved as ``stage-<t>-<name>/final.ckpt``) is loaded,
+   and the method's strategy keeps what it needs of the stage (:meth:`ContinualMethod.end_stage`: a replay buffer,
+   EWC's Fisher, Per-task FT's weights) from the stage's training loader;
 4. every task ``s <= t`` is tested with its own domain's parameters, into ``stage-<t>-<name>/test-<s>-<name>/``;
 5. ``continual-state.json`` and the matrix ``continual-matrix.{json,md,png}`` are written in the run folder.
 
 Resume: ``fit --ckpt_path <run folder>`` continues that run: finished stages are skipped (their weights come from
-the recorded checkpoint), and a stage with a ``last.ckpt`` resumes from it, optimizer and loops included.
+the recorded checkpoint), and a stage with a ``last.ckpt`` resumes from it, optimizer and loops included. A
+strategy's end-of-stage state (:attr:`ContinualMethod.keeps_stage_state`) is rebuilt first: each finished stage's
+checkpoint is loaded and :meth:`ContinualMethod.end_stage` runs again on its task (seeded draws: the same state).
 """
 
 from __future__ import annotations
@@ -43,10 +47,13 @@ class ContinualMethod(Protocol):
     """What the driver needs of a method (:class:`radiolm.methods.CMRGLLM` has it)."""
 
     names: list[str]
+    keeps_stage_state: bool
 
     def set_stage(self, stage: int, snapshot_centres: bool = True) -> None: ...
 
     def use_domain(self, name: str) -> None: ...
+
+    def end_stage(self, stage: int, loader: Any, device: Any = None) -> None: ...
 
 
 @dataclass
@@ -124,6 +131,11 @@ def run_sequence(
     matrix = ScoreMatrix(data.names)
     if state.done and matrix_path.is_file():
         matrix = ScoreMatrix.from_json(json.loads(matrix_path.read_text()))
+    if state.done and getattr(method, "keeps_stage_state", False):
+        for s, path in enumerate(state.checkpoints):  # the strategy's state of each finished stage, again
+            method.set_stage(s, snapshot_centres=False)
+            load_weights(model, Path(path))
+            _end_stage(method, data, s, None)
     if state.done:
         load_weights(model, Path(state.checkpoints[-1]))
         log.info("radiolm: resuming %s after stage %d of %d", run_dir, state.done, len(data.tasks))
@@ -147,6 +159,7 @@ def run_sequence(
             trainer.save_checkpoint(checkpoint, weights_only=True)
         else:
             load_weights(model, checkpoint)
+        _end_stage(method, data, t, trainer.strategy.root_device)
         for s in range(t + 1):
             data.use(s)
             method.use_domain(data.names[s])
@@ -161,6 +174,17 @@ def run_sequence(
         paths = matrix.write(run_dir)
         log.info("radiolm: stage %d done; wrote %s", t + 1, ", ".join(str(p) for p in paths))
     return matrix
+
+
+def _end_stage(method: ContinualMethod, data: ContinualDataModule, stage: int, device: Any) -> None:
+    """The method's end of ``stage``, with the stage's training loader (set up when a resumed run needs it)."""
+    if not callable(getattr(method, "end_stage", None)):
+        return
+    task = data.use(stage)
+    if not getattr(task, "datasets", None):
+        data.prepare_data()
+        data.setup("fit")
+    method.end_stage(stage, data.train_dataloader(), device)
 
 
 def load_weights(model: ReportGenerationModule, path: Path) -> None:

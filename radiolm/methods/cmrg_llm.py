@@ -9,14 +9,16 @@ The module is one stage of the sequence at a time: :meth:`CMRGLLM.set_stage` set
 Parameters"), and :meth:`CMRGLLM.use_domain` which domain's parameters inference uses (the test set's, §2.3). The
 sequence driver (training the stages in order, testing every seen task) sets both.
 
-What trains in stage ``t`` (``strategy: cmrg``):
+What trains in each stage, whose prompt parameters a domain uses, extra loss terms and what a finished stage
+leaves behind are the injected strategy's (:mod:`radiolm.continual.strategies`; ``model.init_args.strategy``):
 
-* stage 1 (XE1): ``E`` (as the encoder's ``trainable`` says), ``M``, and the domain's ``q, P, LN, f^t``; ``P_h``;
-* later stages: the domain's own ``q, LN, f^t``, its ``P`` when it has its own (XE2 shares XE1's, §2.3), ``A`` when
-  its input is a volume (CTC); ``E``, ``M`` and every earlier domain's parameters are frozen.
-
-``strategy: seqft`` is Table 1's SeqFT baseline: one set of prompt parameters for every domain, and every
-parameter outside the LLM (``E``, ``M``, ``q, P, LN, f^t``, ``A``, ``P_h``) trains in every stage.
+* ``cmrg`` (the method, §2.3): stage 1 (XE1) trains ``E`` (as the encoder's ``trainable`` says), ``M``, ``P_h`` and
+  the domain's ``q, P, LN, f^t``; later stages the domain's own ``q, LN, f^t``, its ``P`` when it has its own (XE2
+  shares XE1's), ``A`` when its input is a volume (CTC); ``E``, ``M`` and earlier domains' parameters are frozen.
+  Its ``own_queries`` / ``own_domain_token`` / ``own_projection`` are Table 2's ``q`` / ``f^t`` / ``P`` columns;
+  ``contrastive`` and ``use_centres`` below are its ``L^SC`` and ``h_d^c`` columns.
+* Table 1's baselines, the LLM frozen in all: ``seqft``, ``per_task_ft``, ``replay``, ``ewc``, ``der``,
+  ``progprompt`` (their values as ``class_path`` / ``init_args``).
 
 Losses (§2.3): ``L = L^LM + lambda_1 L^SC(_center) [+ lambda_2 L^TP on CT]``. ``h^p = P_h(mean of the LLM's last
 hidden states over the prompt)``: the states of the prompt positions do not depend on the report (causal
@@ -25,6 +27,7 @@ attention), so the one decoder pass of ``L^LM`` gives them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from radiolm.batch import ReportBatch, require_images, require_volumes
+from radiolm.continual.strategies import ContinualStrategy, resolve_strategy
 from radiolm.data.labels import CHEXPERT_14, label_index
 from radiolm.data.transforms import ImageTransformConfig
 from radiolm.errors import RadioLMError
@@ -50,8 +54,6 @@ __all__ = ["CMRGLLM", "CMRG_TEMPLATE", "CMRGDomain"]
 # [f^t, f_i^v, f^p] (§2.2): the domain token and the visual prompt fill {image}, the instruction follows. The
 # paper's instruction is in its supplementary material, which is not available: this one is a config value.
 CMRG_TEMPLATE = "{image} Generate a comprehensive and detailed diagnosis report for this chest image.\n"
-
-Strategy = Literal["cmrg", "seqft"]
 
 
 @dataclass
@@ -98,7 +100,9 @@ class CMRGLLM(ReportGenerationModule):
             centre, and the key's own centre is not a positive. Names are observations of the label vector.
         train_hidden_projection: ``P_h`` trains in the ``first`` stage only (later centres stay comparable) or in
             ``every`` stage (§2.3 leaves it open).
-        strategy: ``cmrg`` (the method) or ``seqft`` (Table 1's SeqFT: shared parameters, all of them trained).
+        strategy: ``cmrg`` (the method), a Table 1 baseline by name (``seqft``, ``per_task_ft``, ``replay``, ``ewc``,
+            ``der``, ``progprompt``; :data:`radiolm.continual.strategies.STRATEGIES`), or a strategy object
+            (``class_path`` / ``init_args``: its values, and Table 2's switches of ``cmrg``).
         stage: The stage the module starts in (0-based; the sequence driver sets it).
         **kwargs: :class:`ReportGenerationModule` arguments (prompt, decoding, optimizer, schedule, ...).
     """
@@ -124,15 +128,13 @@ class CMRGLLM(ReportGenerationModule):
         centre_momentum: float = 0.9,
         related_xray: dict[str, str] | None = None,
         train_hidden_projection: Literal["first", "every"] = "first",
-        strategy: Strategy = "cmrg",
+        strategy: ContinualStrategy | str = "cmrg",
         stage: int = 0,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("prompt") is None:
             kwargs["prompt"] = PromptTemplate(CMRG_TEMPLATE)
         super().__init__(language_model=language_model, **kwargs)
-        if strategy not in ("cmrg", "seqft"):
-            raise ValueError(f"strategy must be cmrg or seqft, got {strategy!r}")
         if train_hidden_projection not in ("first", "every"):
             raise ValueError(f"train_hidden_projection must be first or every, got {train_hidden_projection!r}")
         if not domains:
@@ -149,19 +151,18 @@ class CMRGLLM(ReportGenerationModule):
         self.vision_encoder = vision_encoder
         self.volume_adapter = volume_adapter
         self.domains = list(domains)
-        self.strategy: Strategy = strategy
+        self.strategy = resolve_strategy(strategy)
         self.names = [d.name for d in domains]
         share = {d.name: d.share_projection_with for d in domains if d.share_projection_with}
         llm_dim, enc_dim = language_model.hidden_size, vision_encoder.out_dim
         self.aggregator = QueryAggregator(enc_dim, attention_heads)
-        # SeqFT keeps one set of prompt parameters (the first domain's) for every domain
-        prompt_names = self.names if strategy == "cmrg" else self.names[:1]
+        # per-domain prompt sets (cmrg, progprompt) or the one shared set (seqft and the baselines on it)
         self.prompts = DomainPromptSet(
-            prompt_names,
+            self.strategy.prompt_domains(self.names),
             enc_dim,
             llm_dim,
             num_queries,
-            share if strategy == "cmrg" else None,
+            self.strategy.projection_sharing(self.names, share),
             _embedding_std(language_model),
         )
         self.hidden_projection = nn.Linear(llm_dim, hidden_dim)  # P_h
@@ -175,11 +176,13 @@ class CMRGLLM(ReportGenerationModule):
         self._encoder_grad = {n: p.requires_grad for n, p in vision_encoder.named_parameters()}
         self.stage = 0
         self.active_domain = self.names[0]
+        self.strategy.bind(self)
         self.set_stage(stage, snapshot_centres=False)
 
     # -- stages and domains ---------------------------------------------------------------------------------------
     def set_stage(self, stage: int, snapshot_centres: bool = True) -> None:
-        """Train stage ``stage`` (0-based) next: set ``requires_grad`` as §2.3 says and make its domain active.
+        """Train stage ``stage`` (0-based) next: ``requires_grad`` as the strategy says (§2.3 for ``cmrg``), and its
+        domain active.
 
         Args:
             stage: Index into :attr:`domains`.
@@ -190,42 +193,48 @@ class CMRGLLM(ReportGenerationModule):
             raise RadioLMError(f"CMRGLLM: stage {stage} is not one of 0..{len(self.domains) - 1} ({self.names})")
         self.stage = stage
         self.active_domain = self.names[stage]
-        domain = self.domains[stage]
-        for name, param in self.named_parameters():
-            if not name.startswith("language_model."):
-                param.requires_grad_(False)
-        first = stage == 0
-        if first or self.strategy == "seqft":
-            for name, param in self.vision_encoder.named_parameters():
-                param.requires_grad_(self._encoder_grad[name])
-            self.aggregator.requires_grad_(True)
-        own = self.prompts[self.prompt_domain(domain.name)]
-        own.domain_token.requires_grad_(True)
-        own.queries.requires_grad_(True)
-        own.norm.requires_grad_(True)
-        if own.projection is not None:
-            own.projection.requires_grad_(True)
-        if self.volume_adapter is not None and (domain.volume or self.strategy == "seqft"):
-            self.volume_adapter.requires_grad_(True)
-        if first or self.strategy == "seqft" or self.train_hidden_projection == "every":
+        self.strategy.set_stage(self, stage)
+        if self.train_hidden_projection == "every":
             self.hidden_projection.requires_grad_(True)
         if snapshot_centres:
             self.centres.snapshot()
+
+    def train_shared_parts(self) -> None:
+        """``E`` (as its own ``trainable`` says: frozen / lora / full) and ``M`` train (strategies call this)."""
+        for name, param in self.vision_encoder.named_parameters():
+            param.requires_grad_(self._encoder_grad[name])
+        self.aggregator.requires_grad_(True)
 
     def use_domain(self, name: str) -> None:
         """Inference (validation, test, predict) uses ``name``'s parameters: the test set's domain (§2.3)."""
         if name not in self.names:
             raise RadioLMError(f"CMRGLLM: unknown domain {name!r}; the domains are {self.names}")
+        self.strategy.on_use_domain(self, name)
         self.active_domain = name
 
-    def prompt_domain(self, name: str) -> str:
-        """Whose prompt parameters domain ``name`` uses (its own; under SeqFT the one shared set)."""
-        return name if self.strategy == "cmrg" else self.names[0]
+    @property
+    def keeps_stage_state(self) -> bool:
+        """The strategy leaves state after a stage (a buffer, a Fisher, cached weights) that a resumed run rebuilds
+        with :meth:`end_stage` from each finished stage's checkpoint."""
+        return self.strategy.keeps_stage_state
+
+    def end_stage(self, stage: int, loader: Iterable[ReportBatch], device: Any = None) -> None:
+        """Stage ``stage`` is done and its best weights are loaded: the strategy keeps what it needs of it.
+
+        Args:
+            stage: 0-based.
+            loader: The stage's training loader (buffers draw from it, EWC's Fisher averages over it).
+            device: Where to run (default: where the parameters are).
+        """
+        device = torch.device(device) if device is not None else self.aggregator.attention.in_proj_weight.device
+        self.to(device)
+        self.strategy.end_stage(self, stage, loader, device)
 
     def train(self, mode: bool = True) -> CMRGLLM:
-        """After stage 1 the frozen ``E`` and ``M`` stay in eval mode (no dropout), as a frozen LLM does."""
+        """Where the strategy freezes ``E`` and ``M`` (CMRG-LLM after stage 1) they stay in eval mode (no dropout),
+        as a frozen LLM does."""
         super().train(mode)
-        if self.stage > 0 and self.strategy == "cmrg":
+        if self.strategy.encoder_frozen(self.stage):
             self.vision_encoder.eval()
             self.aggregator.eval()
         return self
@@ -236,8 +245,8 @@ class CMRGLLM(ReportGenerationModule):
 
     # -- the hot path: encode -> prompt -> LLM -> losses ----------------------------------------------------------
     def encode(self, batch: ReportBatch) -> Tensor:
-        """``[f^t, f_i^v]`` of the active domain ``[B, 1 + L_q, D]`` (the instruction ``f^p`` follows in the
-        template)."""
+        """``[f^t, f_i^v]`` of the active domain ``[B, n_t + L_q, D]`` (the instruction ``f^p`` follows in the
+        template; ``n_t = 1`` domain token, ProgPrompt's chain of them)."""
         name = self.active_domain
         domain = self.domains[self.names.index(name)]
         if domain.volume:
@@ -250,9 +259,12 @@ class CMRGLLM(ReportGenerationModule):
         else:
             images, view_mask = require_images(batch, "CMRGLLM")
             tokens, encoded = encode_views(self.vision_encoder, images, view_mask, "mean")
-        visual = self.prompts.visual_prompt(self.prompt_domain(name), self.aggregator, tokens, encoded)
-        token = self.prompts.domain_token(self.prompt_domain(name), len(batch), visual.dtype)
-        return torch.cat([token, visual], dim=1)
+        sources = self.strategy.sources(self, name)
+        visual = self.prompts.visual_prompt(
+            sources.norm, self.aggregator, tokens, encoded, sources.queries, sources.projection
+        )
+        tokens_t = [self.prompts.domain_token(d, len(batch), visual.dtype) for d in sources.tokens]
+        return torch.cat([*tokens_t, visual], dim=1)
 
     def compute_losses(self, batch: ReportBatch) -> dict[str, Tensor]:
         """``L = L^LM + lambda_1 L^SC(_center) + lambda_2 L^TP`` of the active stage (§2.3).
@@ -266,6 +278,8 @@ class CMRGLLM(ReportGenerationModule):
         hidden = self.language_model.hidden_states(inputs.inputs_embeds, inputs.attention_mask)
         losses = {"lm": self.language_model.loss_from_hidden(hidden, inputs.labels)}
         total = losses["lm"]
+        if self.training:
+            total = self.strategy.add_losses(self, batch, losses, total)
         if self.contrastive:
             features = self.hidden_features(hidden, inputs.attention_mask, inputs.labels)  # h^p [B, hidden_dim]
             positive = batch.labels.to(features.device) == 1
@@ -303,6 +317,22 @@ class CMRGLLM(ReportGenerationModule):
         assert inputs.labels is not None
         hidden = self.language_model.hidden_states(inputs.inputs_embeds, inputs.attention_mask)
         return self.hidden_features(hidden, inputs.attention_mask, inputs.labels)
+
+    def report_states(self, batch: ReportBatch) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """The LLM's last hidden states where it predicts the report (each report token and eos), for the
+        strategies' terms on buffered studies (Replay's ``L^LM``, DER's logits, EWC's Fisher).
+
+        Returns:
+            ``(states [N, D], targets [N], per study [n_i, D])``: the frozen LM head turns ``states`` into the logits
+            over the report tokens; ``L^LM = CE(head(states), targets)``.
+        """
+        inputs = self.prompt.build(self.language_model, self.encode(batch), batch.reports)
+        assert inputs.labels is not None
+        hidden = self.language_model.hidden_states(inputs.inputs_embeds, inputs.attention_mask)
+        targets = inputs.labels[:, 1:]
+        keep = targets != -100  # [B, T - 1]
+        states = hidden[:, :-1][keep]
+        return states, targets[keep], list(states.split(keep.sum(1).tolist()))
 
     def supcon(self, features: Tensor, positive: Tensor, domain: CMRGDomain) -> Tensor:
         """L^SC (stage 1, or without centres) or L^SC_center (later stages): Eq. 2 with ``S'`` of §2.3."""

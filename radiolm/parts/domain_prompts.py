@@ -113,21 +113,31 @@ class DomainPromptSet(nn.Module):
         assert projection is not None
         return projection
 
-    def visual_prompt(self, domain: str, aggregator: QueryAggregator, tokens: Tensor, encoded: Tensor) -> Tensor:
+    def visual_prompt(
+        self,
+        domain: str,
+        aggregator: QueryAggregator,
+        tokens: Tensor,
+        encoded: Tensor,
+        queries_from: str | None = None,
+        projection_from: str | None = None,
+    ) -> Tensor:
         """``f_i^v = LN(1/k_i sum_k P(M(q, f_k, f_k)))`` (§2.2): views averaged after ``P``.
 
         Args:
-            domain: Whose ``q``, ``P`` and LayerNorm to use.
+            domain: Whose LayerNorm to use (and ``q``, ``P`` unless named below).
             aggregator: ``M``.
             tokens: Encoder tokens of every encoded image ``[N, L_f, C]``, study by study.
             encoded: ``[B, V]`` bool, True where an image of the study was encoded (``N`` Trues).
+            queries_from: Whose ``q`` (CMRG-LLM's Table 2 ablation shares the first domain's).
+            projection_from: Whose ``P`` (mapped to its owner as ``share_projection`` says).
 
         Returns:
             ``[B, L_q, D]``.
         """
-        prompt = self[domain]
-        projected = self.projection(domain)(aggregator(prompt.queries, tokens))  # [N, L_q, D]
-        return prompt.norm(pool_views(projected, encoded))
+        queries = self[queries_from or domain].queries
+        projected = self.projection(projection_from or domain)(aggregator(queries, tokens))  # [N, L_q, D]
+        return self[domain].norm(pool_views(projected, encoded))
 
     def domain_token(self, domain: str, batch_size: int, dtype: torch.dtype) -> Tensor:
         """``f^t`` for every study ``[B, 1, D]``."""
