@@ -3,7 +3,8 @@
 * ``--reports FILE.jsonl|csv --out labels.csv [--text-field report] [--labeler rules|chexbert]``: id + 14 columns,
   1 / 0 / -1 / blank, and a count table.
 * ``--text REPORT``: one report's labels and every mention the rules found (for inspection).
-* ``--validate TSV [--errors]``: agreement with hand-labelled sentences (``tests/data/chexpert_sentences.tsv``).
+* ``--validate TSV|JSONL [--errors [SET]]``: agreement with hand-labelled sentences (``tests/data/chexpert_sentences.tsv``,
+  the real Open-i sentences ``tests/data/openi_sentences_labelled.jsonl``); ``--errors dev`` lists one set's only.
 * ``--phantom N``: agreement with the labels of N phantom studies.
 
 ``--propagate-opacity`` marks Lung Opacity positive with its positive children (the rules labeler only);
@@ -79,11 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--reports", type=Path, help="reports .jsonl or .csv with an id column (needs --out)")
     what.add_argument("--text", help="label one report and show its mentions")
-    what.add_argument("--validate", type=Path, metavar="TSV", help="hand-labelled sentences to measure agreement on")
+    what.add_argument("--validate", type=Path, metavar="FILE", help="hand-labelled sentences (.tsv, .jsonl) to measure agreement on")
     what.add_argument("--phantom", type=int, metavar="N", help="measure agreement on N phantom studies")
     parser.add_argument("--out", type=Path, help="--reports: the labels CSV to write")
     parser.add_argument("--text-field", default="report", help="--reports: field / column holding the report text")
-    parser.add_argument("--errors", action="store_true", help="--validate: list the disagreements")
+    parser.add_argument(
+        "--errors",
+        nargs="?",
+        const="all",
+        metavar="SET",
+        help="--validate: list the disagreements (of one set, e.g. dev: a held-out set stays unread while fixing)",
+    )
     add_labeler_options(parser)
     parser.add_argument(
         "--propagate-opacity", action="store_true", help="rules labeler: Lung Opacity from its positive children"
@@ -117,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.validate is not None:
         results = validate(args.validate, rules)
         print(validation_markdown(results))
-        for sentence, wrong in results["all"]["errors"] if args.errors else []:
+        if args.errors is not None and args.errors not in results:
+            parser.error(f"--errors {args.errors}: {args.validate} has the sets {sorted(results)}")
+        for sentence, wrong in results[args.errors]["errors"] if args.errors else []:
             print(f"- {sentence} " + ", ".join(f"{SHORT_NAMES[o]} gold {g} got {p}" for o, (g, p) in wrong.items()))
     elif args.phantom is not None:
         agreement = phantom_agreement(args.phantom, labeler=rules)
