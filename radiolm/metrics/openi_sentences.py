@@ -55,4 +55,3 @@ def draw_sentences(reports: str | Path, n: int = 320, seed: int = 0, n_dev: int 
         raise ValueError(f"{reports}: asked for {n} sentences, the reports hold only {len(seen)} distinct ones")
     drawn = random.Random(seed).sample(list(seen.values()), n)
     return [{"set": "dev" if i < n_dev else "holdout", **row, "labels": {}} for i, row in enumerate(drawn)]
-
