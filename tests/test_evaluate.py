@@ -241,7 +241,7 @@ def test_label_command_measures_the_rules_labeler(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "('Cardiomegaly', 'cardiomegaly', 'positive', 1)" in out and "'CM': 1" in out and "'PTX': 0" in out
     main(["label", "--validate", str(Path(__file__).parent / "data" / "chexpert_sentences.tsv")])
-    assert "| exact match, all 13 | 0.988 (n=248) | 0.986 (n=70) | 0.945 (n=55) | 0.981 (n=373) |" in (
+    assert "| exact match, all 13 | 0.996 (n=248) | 0.986 (n=70) | 1.000 (n=55) | 0.995 (n=373) |" in (
         capsys.readouterr().out
     )
     main(["label", "--phantom", "4", "--propagate-opacity"])

@@ -79,6 +79,8 @@ _MACRO = re.compile(r"\{([a-z_]+)\}")
 _HEADER = re.compile(r"\[(\w+)\]")
 _ABBREVIATION = re.compile(r"\b(vs|approx|e\.g|i\.e|dr|st)\.")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n\s*\n\s*")
+# Between two findings offered as alternatives: "or", "and/or" or "/", then at most two modifiers of the second.
+_ALTERNATIVE = re.compile(r"\s*(?:(?:,\s*)?(?:and/or|or)\s+|/\s*)(?:[\w-]+\s+){0,2}")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -229,9 +231,7 @@ class RuleLabeler:
         """``(observation, mention text, mention kind, value)`` of every mention in ``text``, for inspection."""
         rows = []
         for sentence in split_sentences(text):
-            cues, terminators = self._find_cues(sentence), self._terminator_spans(sentence)
-            for mention in self._find_mentions(sentence):
-                value = self._value(mention, cues, sentence, terminators)
+            for mention, value in self._mention_values(sentence):
                 phrase = sentence[mention.start : mention.end]
                 rows.append((OBSERVATIONS[mention.observation], phrase, mention.kind, value))
         return rows
@@ -240,16 +240,33 @@ class RuleLabeler:
 
     def _label_sentence(self, sentence: str) -> tuple[tuple[int, int], ...]:
         """``(observation index, value)`` of every labelled mention of a (lower-case) sentence."""
+        return tuple((m.observation, value) for m, value in self._mention_values(sentence) if value is not None)
+
+    def _mention_values(self, sentence: str) -> list[tuple[_Span, Label]]:
+        """Every mention of a (lower-case) sentence with its value; alternatives of a positive mention make it -1.
+
+        "Infiltrate or atelectasis", "atelectasis/infiltrate", "scarring or subsegmental atelectasis": two findings
+        of different observations offered as alternatives are each uncertain (CheXpert, Irvin et al. 2019 §2.2:
+        uncertainty covers a finding the radiologist does not commit to). A negated alternative stays negated
+        ("no effusion or pneumothorax"); two names of one observation ("infection/pneumonia") stay positive, and so
+        do the items of a list after a pseudo-cue ("no change in pneumothorax or pleural fluid": both present).
+        """
         mentions = self._find_mentions(sentence)
         if not mentions:
-            return ()
+            return []
         cues, terminators = self._find_cues(sentence), self._terminator_spans(sentence)
-        result = []
-        for mention in mentions:
-            value = self._value(mention, cues, sentence, terminators)
-            if value is not None:
-                result.append((mention.observation, value))
-        return tuple(result)
+        values = [self._value(mention, cues, sentence, terminators) for mention in mentions]
+        for i, mention in enumerate(mentions):
+            if values[i] == POSITIVE and any(
+                other.kind != "normal"
+                and other.observation != mention.observation
+                and not (self._pseudo and self._pseudo.search(sentence, 0, min(other.start, mention.start)))
+                for other in mentions
+                if _ALTERNATIVE.fullmatch(sentence, mention.end, other.start)
+                or _ALTERNATIVE.fullmatch(sentence, other.end, mention.start)
+            ):
+                values[i] = UNCERTAIN
+        return list(zip(mentions, values, strict=True))
 
     def _owners(self, kind: str, text: str) -> tuple[int, ...]:
         """Observations whose ``kind`` section matches all of ``text`` (a phrase may belong to two)."""
@@ -366,20 +383,37 @@ def label_reports(texts: Sequence[str]) -> list[list[Label]]:
 
 
 def read_validation(path: str | Path) -> list[tuple[str, str, dict[str, int]]]:
-    """Rows ``(set, sentence, {observation: label})`` of a hand-labelled TSV (format in its header comment).
+    """Rows ``(set, sentence, {observation: label})`` of a hand-labelled TSV or JSONL file.
+
+    TSV (``tests/data/chexpert_sentences.tsv``, format in its header comment): columns set, sentence, labels
+    (``CM=1 EFF=0``). JSONL (``tests/data/openi_sentences_labelled.jsonl``): one object per line with ``set``,
+    ``sentence`` and ``labels`` (``{"CM": 1, "EFF": 0}``); other keys (``report``, ``section``) are kept for the
+    reader and ignored here.
 
     Raises:
-        ValueError: naming the file and line for a row without three columns or with an unknown code or value.
+        ValueError: naming the file and line for a row without its columns / keys or with an unknown code or value.
     """
+    import json
+
     path = Path(path)
     codes = {code: name for name, code in SHORT_NAMES.items()}
+    jsonl = path.suffix == ".jsonl"
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip() or line.startswith("#") or line.startswith("set\t"):
             continue
-        parts = line.split("\t")
-        if len(parts) != 3:
-            raise ValueError(f"{path}:{number}: expected 3 tab-separated columns (set, sentence, labels)")
+        if jsonl:
+            try:
+                row = json.loads(line)
+                parts = [row["set"], row["sentence"], " ".join(f"{k}={v}" for k, v in row["labels"].items())]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise ValueError(
+                    f"{path}:{number}: expected a JSON object with 'set', 'sentence' and 'labels' ({{CODE: 1|0|-1}})"
+                ) from None
+        else:
+            parts = line.split("\t")
+            if len(parts) != 3:
+                raise ValueError(f"{path}:{number}: expected 3 tab-separated columns (set, sentence, labels)")
         gold = {}
         for item in parts[2].split():
             code, _, value = item.partition("=")

@@ -3,8 +3,12 @@
 * ``--reports FILE.jsonl|csv --out labels.csv [--text-field report] [--labeler rules|chexbert]``: id + 14 columns,
   1 / 0 / -1 / blank, and a count table.
 * ``--text REPORT``: one report's labels and every mention the rules found (for inspection).
-* ``--validate TSV [--errors]``: agreement with hand-labelled sentences (``tests/data/chexpert_sentences.tsv``).
+* ``--validate TSV|JSONL [--errors [SET]]``: agreement with hand-labelled sentences
+  (``tests/data/chexpert_sentences.tsv``; real Open-i sentences: ``tests/data/openi_sentences_labelled.jsonl``);
+  ``--errors dev`` lists the disagreements of one set only.
 * ``--phantom N``: agreement with the labels of N phantom studies.
+* ``--draw-openi NLMCXR_reports.tgz --out FILE.jsonl``: the seeded draw of real sentences behind
+  ``tests/data/openi_sentences_labelled.jsonl`` (:mod:`radiolm.metrics.openi_sentences`), without labels.
 
 ``--propagate-opacity`` marks Lung Opacity positive with its positive children (the rules labeler only);
 ``docs/labeler.md`` has the rules and the measured numbers.
@@ -79,11 +83,26 @@ def _parser() -> argparse.ArgumentParser:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--reports", type=Path, help="reports .jsonl or .csv with an id column (needs --out)")
     what.add_argument("--text", help="label one report and show its mentions")
-    what.add_argument("--validate", type=Path, metavar="TSV", help="hand-labelled sentences to measure agreement on")
+    what.add_argument(
+        "--validate", type=Path, metavar="FILE", help="hand-labelled sentences (.tsv, .jsonl) to measure agreement on"
+    )
     what.add_argument("--phantom", type=int, metavar="N", help="measure agreement on N phantom studies")
-    parser.add_argument("--out", type=Path, help="--reports: the labels CSV to write")
+    what.add_argument(
+        "--draw-openi",
+        type=Path,
+        metavar="TGZ",
+        help="draw 320 distinct Open-i sentences (seed 0; 200 dev, 120 holdout) from NLMCXR_reports.tgz into --out "
+        "(JSONL) for labelling by hand",
+    )
+    parser.add_argument("--out", type=Path, help="--reports: the labels CSV to write; --draw-openi: the JSONL")
     parser.add_argument("--text-field", default="report", help="--reports: field / column holding the report text")
-    parser.add_argument("--errors", action="store_true", help="--validate: list the disagreements")
+    parser.add_argument(
+        "--errors",
+        nargs="?",
+        const="all",
+        metavar="SET",
+        help="--validate: list the disagreements (of one set, e.g. dev: a held-out set stays unread while fixing)",
+    )
     add_labeler_options(parser)
     parser.add_argument(
         "--propagate-opacity", action="store_true", help="rules labeler: Lung Opacity from its positive children"
@@ -107,6 +126,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.reports is not None and args.out is None:
         parser.error("--reports needs --out (the labels CSV to write)")
+    if args.draw_openi is not None:
+        if args.out is None:
+            parser.error("--draw-openi needs --out (the JSONL of drawn sentences to write)")
+        from radiolm.metrics.openi_sentences import draw_sentences
+
+        rows = draw_sentences(args.draw_openi)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        print(f"{len(rows)} sentences -> {args.out}; label them by hand (docs/labeler.md, 'Real report text')")
+        return
     if args.labeler != "rules" and (args.reports is None or args.propagate_opacity):
         parser.error("--text, --validate, --phantom and --propagate-opacity are for --labeler rules")
     rules = RuleLabeler(propagate_opacity=args.propagate_opacity)
@@ -117,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.validate is not None:
         results = validate(args.validate, rules)
         print(validation_markdown(results))
-        for sentence, wrong in results["all"]["errors"] if args.errors else []:
+        if args.errors is not None and args.errors not in results:
+            parser.error(f"--errors {args.errors}: {args.validate} has the sets {sorted(results)}")
+        for sentence, wrong in results[args.errors]["errors"] if args.errors else []:
             print(f"- {sentence} " + ", ".join(f"{SHORT_NAMES[o]} gold {g} got {p}" for o, (g, p) in wrong.items()))
     elif args.phantom is not None:
         agreement = phantom_agreement(args.phantom, labeler=rules)
