@@ -177,9 +177,9 @@ def test_baseline_of_an_experiment(tiny_workdir: Path, capsys: pytest.CaptureFix
     metrics = json.loads(Path("out/metrics-test-baseline.json").read_text())
     annotation = json.loads(Path("data/phantom-cxr/annotation.json").read_text())
     train = [e["impression"] for e in annotation["train"]]
-    expected = max(set(train), key=train.count)
     predictions = [json.loads(line) for line in Path("out/predictions-test.jsonl").read_text().splitlines()]
-    assert {p["prediction"] for p in predictions} == {expected}  # the impression section, as the demo's report_key
+    (predicted,) = {p["prediction"] for p in predictions}  # one report for all: a most common training impression
+    assert train.count(predicted) == max(train.count(t) for t in train)  # the impression section (report_key)
     assert [p["reference"] for p in predictions] == [e["impression"] for e in annotation["test"]]
     assert metrics["protocol"] == "default" and metrics["n"] == len(annotation["test"]) == len(predictions)
     assert "ce_f1_micro_5" in metrics
