@@ -202,7 +202,8 @@ TABLE_ROWS = [
 """Every row of every ``experiments/tables/*.yaml`` spec (``make table-*``), once: a row that two tables of a spec
 share is one run (same name, config and args, checked by ``load_spec``)."""
 CONTINUAL_FRAGMENTS = {"cmrg", "cmrg_phantom"}
-"""Data fragments of continual experiments: their table rows run two stages (``tests/conf/cmrg_two_tasks.yaml``)."""
+"""Data fragments of continual experiments: their table rows run two stages (``tests/conf/extra/cmrg_two_tasks.yaml``,
+a third config, not an experiment's overlay)."""
 
 
 @pytest.mark.parametrize(("spec", "row"), TABLE_ROWS)
@@ -212,7 +213,7 @@ def test_table_row_runs_fit_and_test(spec: Path, row: Any, tiny_workdir: Path) -
     command = tables_row_command(spec, row)[3:]  # ["fit", "-c", config, "--run_name", ..., *args]
     config = REPO / row.config
     continual = DATA_FRAGMENTS.get(config.stem) in CONTINUAL_FRAGMENTS
-    shorter = ["-c", str(CONF / "cmrg_two_tasks.yaml")] if continual else []
+    shorter = ["-c", str(CONF / "extra" / "cmrg_two_tasks.yaml")] if continual else []
     main([command[0], "-c", str(config), "-c", str(overlay(config)), *shorter, *command[3:]])
     assert sorted(tiny_workdir.rglob("predictions-test*.jsonl")), f"{spec.name} row {row.name}: no test predictions"
     if continual:  # the table reads v_t from the matrix: every column of the row's spec that t = 2 fills
