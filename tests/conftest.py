@@ -5,6 +5,7 @@ relative paths (``models/tiny-llm``, ``data/iu_xray``, ...)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -25,17 +26,21 @@ CONF = REPO / "tests" / "conf"
 """The tiny-model overlay of each experiment: ``radiolm fit -c experiments/X.yaml -c tests/conf/X.yaml``."""
 
 
+_RADIOLM_LOGGER = logging.getLogger("radiolm")
+_PRISTINE_LOGGER = (list(_RADIOLM_LOGGER.handlers), _RADIOLM_LOGGER.propagate, _RADIOLM_LOGGER.level)
+"""The ``radiolm`` logger before any test ran the CLI (conftest is imported before every test module)."""
+
+
 @pytest.fixture(autouse=True)
 def _radiolm_logger_as_found():
     """A CLI run in-process gives the ``radiolm`` logger its stderr handler and stops propagation (no duplicate lines
-    in a user's terminal); put it back after each test so later tests' ``caplog`` sees the records again."""
-    import logging
-
-    logger = logging.getLogger("radiolm")
-    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
+    in a user's terminal); put it back as it was before any test after each test, so later tests' ``caplog`` sees
+    the records again. Restored to the state at import, not at this test's start: a module-scoped fixture that ran
+    the CLI is set up before this fixture and would otherwise be taken for the original state."""
     yield
-    logger.handlers[:] = handlers
-    logger.propagate, logger.level = propagate, level
+    handlers, propagate, level = _PRISTINE_LOGGER
+    _RADIOLM_LOGGER.handlers[:] = handlers
+    _RADIOLM_LOGGER.propagate, _RADIOLM_LOGGER.level = propagate, level
 
 
 CORPUS = [

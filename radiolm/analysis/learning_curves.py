@@ -21,8 +21,11 @@ import math
 from pathlib import Path
 
 from radiolm.errors import RadioLMError
+from radiolm.wandb_run import log_analysis
 
 __all__ = ["Series", "main", "metrics_csv", "plot_learning_curves", "read_series"]
+
+NAME = "learning-curves"
 
 Series = dict[str, list[tuple[int, float]]]
 """Logged key -> ``(step, value)`` points in logging order."""
@@ -147,5 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     missing = [str(p) for p in runs.values() if metrics_csv(p) is None]
     if missing:
         raise RadioLMError(f"no metrics.csv (CSV logger) in {missing}: run them first, with the CSV logger on")
-    for path in plot_learning_curves(runs, args.loss, args.metric or ["val/selection"], args.out):
+    written = plot_learning_curves(runs, args.loss, args.metric or ["val/selection"], args.out)
+    for path in written:
         print(f"wrote {path}")
+    # the overview and its series, to the first run's W&B run (or the active one)
+    log_analysis(NAME, next(iter(runs.values())), args.out / f"{NAME}.png", args.out / f"{NAME}.json")
