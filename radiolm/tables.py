@@ -205,12 +205,12 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
         if protocol not in PRESETS:
             raise _fail(path, f"{where}protocol", f"unknown protocol {protocol!r}; use one of {list(PRESETS)}")
     unavailable = dict(raw.get("unavailable") or {})
-    paper = raw.get("paper") or {}
-    if not isinstance(paper, dict) or not isinstance(paper.get("rows", []), list):
+    raw_paper: Any = raw.get("paper") or {}
+    if not isinstance(raw_paper, dict) or not isinstance(raw_paper.get("rows", []), list):
         raise _fail(path, f"{where}paper", "a mapping with `source` and `rows` (each `label` and `values`)")
     keys = {c.key for c in columns}
     paper_rows = []
-    for i, prow in enumerate(paper.get("rows") or []):
+    for i, prow in enumerate(raw_paper.get("rows") or []):
         values = prow.get("values") if isinstance(prow, dict) else None
         if not isinstance(values, dict) or "label" not in prow:
             raise _fail(path, f"{where}paper.rows[{i}]", "needs `label` and `values` ({column key: number})")
@@ -228,7 +228,7 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
         protocol,
         curves,
         paper_rows,
-        str(paper.get("source", "")),
+        str(raw_paper.get("source", "")),
     )
 
 
