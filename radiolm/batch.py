@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +43,24 @@ class ReportBatch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def map_tensors(self, fn: Callable[[Tensor], Tensor]) -> ReportBatch:
+        """A copy with ``fn`` applied to every tensor field (e.g. ``lambda x: x.to(device)``); lists are copied."""
+        fields = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Tensor):
+                value = fn(value)
+            fields[f.name] = list(value) if isinstance(value, list) else value
+        return ReportBatch(**fields)
+
+    def study(self, i: int) -> ReportBatch:
+        """The ``i``-th study as a batch of one (tensors cloned, so that it does not hold the whole batch)."""
+        one = self.map_tensors(lambda x: x[i : i + 1].clone())
+        for name in ("ids", "reports", "views", "domain", "language"):
+            values = getattr(self, name)
+            setattr(one, name, [values[i]] if values else [])
+        return one
 
 
 # What each kind of input needs, and the DataModules that provide it (named in the error message).

@@ -208,15 +208,13 @@ def _parse_table(path: Path, raw: Any, where: str) -> TableSpec:
     raw_paper: Any = raw.get("paper") or {}
     if not isinstance(raw_paper, dict) or not isinstance(raw_paper.get("rows", []), list):
         raise _fail(path, f"{where}paper", "a mapping with `source` and `rows` (each `label` and `values`)")
-    keys = {c.key for c in columns}
     paper_rows = []
     for i, prow in enumerate(raw_paper.get("rows") or []):
         values = prow.get("values") if isinstance(prow, dict) else None
         if not isinstance(values, dict) or "label" not in prow:
             raise _fail(path, f"{where}paper.rows[{i}]", "needs `label` and `values` ({column key: number})")
-        if set(values) - keys:
-            raise _fail(path, f"{where}paper.rows[{i}]", f"values for unknown columns {sorted(set(values) - keys)}")
-        paper_rows.append(PaperRow(str(prow["label"]), {str(k): float(v) for k, v in values.items()}))
+        numbers = _parse_paper(path, f"{where}paper.rows[{i}].values", values, columns)
+        paper_rows.append(PaperRow(str(prow["label"]), numbers))
     # A run row's own ``paper:`` is the same thing written next to its run: the paper's line for that row.
     paper_rows = [PaperRow(row.label, row.paper) for row in rows if row.paper] + paper_rows
     return TableSpec(
@@ -272,13 +270,33 @@ def load_spec(path: str | Path) -> list[TableSpec]:
     return tables
 
 
-def row_command(spec_path: Path, row: Row, python: str = sys.executable, runs_root: Path = Path("runs")) -> list[str]:
+def row_command(
+    spec_path: Path, row: Row, python: str = sys.executable, runs_root: Path = Path("runs"), resume: Path | None = None
+) -> list[str]:
     """The command that runs a row: fit (then test on the best checkpoint) into ``runs/<stem>/<name>``, or for a
-    baseline row ``radiolm baseline`` on the experiment's data into the same folder."""
+    baseline row ``radiolm baseline`` on the experiment's data into the same folder. ``resume``: a continual run's
+    folder that stopped before its last stage (``fit --ckpt_path`` goes on from the stage where it stopped)."""
     if row.kind == "baseline":
         out = str(runs_root / spec_path.stem / row.name)
         return [python, "-m", "radiolm", "baseline", "-c", row.config, *row.args, "--out", out]
-    return [python, "-m", "radiolm", "fit", "-c", row.config, "--run_name", f"{spec_path.stem}/{row.name}", *row.args]
+    run_name = f"{spec_path.stem}/{row.name}"
+    command = [python, "-m", "radiolm", "fit", "-c", row.config, "--run_name", run_name, *row.args]
+    return command + (["--ckpt_path", str(resume)] if resume is not None else [])
+
+
+def _newest_matrix(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest ``continual-matrix.json`` under a row's folder and its content (``None``: not a continual run)."""
+    matrices = sorted(folder.glob("**/continual-matrix.json"), key=lambda p: p.stat().st_mtime)
+    return (matrices[-1], json.loads(matrices[-1].read_text())) if matrices else None
+
+
+def stopped_continual_run(runs_root: Path, spec_path: Path, row: Row) -> Path | None:
+    """The row's newest continual run folder when it stopped before its last stage, else ``None``."""
+    newest = _newest_matrix(runs_root / spec_path.stem / row.name)
+    if newest is None:
+        return None
+    path, matrix = newest
+    return path.parent if matrix["stages_done"] < len(matrix["tasks"]) else None
 
 
 def _epoch_of(path: Path) -> int:
@@ -291,7 +309,9 @@ def continual_metrics(matrix: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"stages_done": matrix["stages_done"], "stages": len(matrix["tasks"])}
     for metric, averages in matrix["average"].items():
         out.update({f"{metric}_v{t + 1}": v for t, v in enumerate(averages) if v is not None})
-    extras = matrix.get("not in the paper") or {}
+    from radiolm.continual.matrix import NOT_IN_PAPER
+
+    extras = matrix.get(NOT_IN_PAPER) or {}
     for name, short in (("forgetting", "forgetting"), ("backward_transfer", "bwt")):
         out.update({f"{short}_{m}": v for m, v in (extras.get(name) or {}).items() if v is not None})
     return out
@@ -307,12 +327,12 @@ def collect_row(runs_root: Path, spec_path: Path, row: Row) -> dict[str, Any] | 
     """Test metrics of the row's newest run (``None`` when it has not run), plus :data:`BEST_EPOCH`; a continual
     run's :func:`continual_metrics` once all its stages are done (``None`` before)."""
     folder = runs_root / spec_path.stem / row.name
-    matrices = sorted(folder.glob("**/continual-matrix.json"), key=lambda p: p.stat().st_mtime)
-    if matrices:
-        matrix = json.loads(matrices[-1].read_text())
+    newest = _newest_matrix(folder)
+    if newest is not None:
+        path, matrix = newest
         if matrix["stages_done"] < len(matrix["tasks"]):
-            return None  # stopped early: run again (resume with fit --ckpt_path <its run folder>)
-        protocols = [json.loads(p.read_text()).get("protocol") for p in matrices[-1].parent.glob("**/metrics-test-*")]
+            return None  # stopped early: the runner resumes it (stopped_continual_run)
+        protocols = [json.loads(p.read_text()).get("protocol") for p in path.parent.glob("**/metrics-test-*")]
         found = {p for p in protocols if p}
         return {
             **continual_metrics(matrix),
@@ -427,13 +447,15 @@ def render_table(table: TableSpec, results: dict[str, dict[str, Any] | None]) ->
 
 def run_row(spec_path: Path, row: Row, runs_root: Path) -> None:
     """Run one row in its own process; write its wall-clock time and the CPU's bf16 support to ``row-time.json``.
+    A continual row that stopped before its last stage is resumed there (the time is then the resumed part's).
 
     Raises:
         RadioLMError: the row's command failed.
     """
     from radiolm.precision import cpu_has_native_bf16
 
-    command = row_command(spec_path, row, runs_root=runs_root)
+    resume = stopped_continual_run(runs_root, spec_path, row)
+    command = row_command(spec_path, row, runs_root=runs_root, resume=resume)
     print(f"radiolm table: {row.name}: {shlex.join(command)}", flush=True)
     start = time.monotonic()
     done = subprocess.run(command, check=False)
@@ -443,7 +465,12 @@ def run_row(spec_path: Path, row: Row, runs_root: Path) -> None:
         raise RadioLMError(f"row {row.name!r} failed (exit {done.returncode}); its command is printed above")
     folder = runs_root / spec_path.stem / row.name
     folder.mkdir(parents=True, exist_ok=True)
-    timing = {"seconds": round(seconds, 1), "command": command[1:], "cpu_native_bf16": cpu_has_native_bf16()}
+    timing = {
+        "seconds": round(seconds, 1),
+        "command": command[1:],
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        **({"resumed": str(resume)} if resume is not None else {}),
+    }
     (folder / ROW_TIME).write_text(json.dumps(timing, indent=2) + "\n")
 
 

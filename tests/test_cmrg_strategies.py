@@ -78,6 +78,24 @@ def test_replay_fills_the_buffer_evenly_and_mixes_it_at_the_ratio(
     assert "replay_lm" not in model.compute_losses(batch)  # only training steps replay
 
 
+def test_replay_buffer_too_small_for_the_tasks_is_an_error() -> None:
+    """Fewer places than tasks would empty every share: Replay would silently be SeqFT."""
+    buffer = Replay(buffer_size=1, ratio=0.5).buffer
+    buffer.fill("XE1", 0, loader(1))
+    with pytest.raises(RadioLMError, match="buffer_size 1 cannot hold one study of each of 2 tasks"):
+        buffer.fill("XE2", 1, loader(5))
+
+
+def test_a_batch_splits_into_studies_and_moves_whole() -> None:
+    batch = make_batch(9)
+    one = batch.study(2)
+    assert one.ids == [batch.ids[2]] and one.reports == [batch.reports[2]] and len(one) == 1
+    torch.testing.assert_close(one.images, batch.images[2:3])
+    assert one.images.data_ptr() != batch.images.data_ptr()  # cloned: a buffered study does not hold the batch
+    moved = batch.map_tensors(lambda x: x.double() if x.is_floating_point() else x)
+    assert moved.images.dtype == torch.float64 and moved.labels.dtype == batch.labels.dtype and moved.ids == batch.ids
+
+
 def test_ewc_penalty_is_zero_at_the_anchor_and_its_fisher_is_the_squared_gradient(
     tiny_llm: Path, tiny_swin: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from radiolm.tables import (
     render_paper,
     render_table,
     row_command,
+    stopped_continual_run,
 )
 
 from .conftest import REPO
@@ -252,6 +254,19 @@ def test_learning_curves_per_row_and_overview(tmp_path: Path, capsys: pytest.Cap
     assert "learning-curves.png" in capsys.readouterr().out
 
 
+def test_learning_curves_say_what_they_cannot_draw(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A key that no run logged (a typo) is named in a warning; a label given twice is an error, not a replacement."""
+    write(tmp_path / "a" / "metrics.csv", "epoch,step,train/loss\n0,4,9.0\n")
+    with caplog.at_level(logging.WARNING, logger="radiolm"):
+        cli_main(["analyze", "learning-curves", "--run", f"A={tmp_path / 'a'}", "--metric", "val/ce_f1_mikro_5",
+                  "--out", str(tmp_path / "out")])  # fmt: skip
+    assert "no run logged 'val/ce_f1_mikro_5'" in caplog.text and "metrics.csv" in caplog.text
+    from radiolm.analysis.learning_curves import main as learning_curves
+
+    with pytest.raises(RadioLMError, match="--run A= is given twice"):
+        learning_curves(["--run", f"A={tmp_path / 'a'}", "--run", f"A={tmp_path}", "--out", str(tmp_path / "out")])
+
+
 def test_phantom_benchmark_rows_share_their_baseline_s_studies(capsys: pytest.CaptureFixture[str]) -> None:
     """Each margin compares a method with the baseline of the same studies: the X-ray rows resolve to the demo's
     phantom (n, seed, split, report section), the CT row to its baseline's."""
@@ -319,12 +334,22 @@ def test_a_continual_run_fills_its_row_with_v_t_from_the_matrix(
     partial.set(0, 0, {"bleu4": 0.4})
     partial.write(run)
     assert collect_row(tmp_path / "runs", spec, table.rows[0]) is None
+    # ... and the runner resumes it at the stage where it stopped, not from stage 1 in a new run folder
+    resume = stopped_continual_run(tmp_path / "runs", spec, table.rows[0])
+    assert resume == run
+    assert row_command(spec, table.rows[0], python="python", resume=resume)[-2:] == ["--ckpt_path", str(run)]
 
 
 def test_paper_values_must_name_the_columns(tmp_path: Path) -> None:
     spec = write(tmp_path / "bad.yaml", CONTINUAL_SPEC.replace("bleu4_v3: 0.209", "bleu4_v9: 0.209"))
-    with pytest.raises(RadioLMError, match=r"bad\.yaml: paper\.rows\[0\].*unknown columns \['bleu4_v9'\]"):
+    with pytest.raises(RadioLMError, match=r"bad\.yaml: paper\.rows\[0\]\.values.*\['bleu4_v9'\] are not columns"):
         load_spec(spec)
+    spec = write(tmp_path / "bad.yaml", CONTINUAL_SPEC.replace("bleu4_v3: 0.209", "bleu4_v3: n/a"))
+    with pytest.raises(RadioLMError, match=r"bad\.yaml: paper\.rows\[0\]\.values.*numbers only"):
+        load_spec(spec)
+    # null: the paper has no number for that cell (as in a row's own paper:)
+    spec = write(tmp_path / "ok.yaml", CONTINUAL_SPEC.replace("bleu4_v3: 0.209", "bleu4_v3: null"))
+    assert "bleu4_v3" not in load_spec(spec)[0].paper[-1].values
 
 
 def test_every_paper_table_spec_carries_the_paper_s_numbers() -> None:

@@ -193,7 +193,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", action="append", required=True, metavar="[NAME=]DIR", help="a continual run folder")
     parser.add_argument("--stage", type=int, default=None, help="1-based stage (default: the last all runs finished)")
     parser.add_argument("--case", action="append", default=[], metavar="TASK=ID", help="the study shown for TASK")
-    parser.add_argument("--split", default="test", choices=["val", "test"])
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first run folder)")
     args = parser.parse_args(argv)
     runs: list[tuple[str, ContinualRun]] = []
@@ -211,12 +210,16 @@ def main(argv: list[str] | None = None) -> None:
     stage = args.stage if args.stage is not None else min(run.done for _, run in runs)
     for _, run in runs:
         run.stage(stage)  # a clear error when a run has not finished it
-    chosen = dict(_parse_case(v) for v in args.case)
+    pairs = [_parse_case(v) for v in args.case]
+    chosen = dict(pairs)
+    if len(chosen) != len(pairs):
+        raise RadioLMError(f"--case names a task twice ({args.case}): one study per task")
     unknown = sorted(set(chosen) - set(tasks[:stage]))
     if unknown:
         raise RadioLMError(f"--case {unknown}: not a task tested after stage {stage} ({tasks[:stage]})")
-    cases = collect_cases(runs, stage, chosen, args.split)
-    title = f"After stage {stage} ({tasks[stage - 1]}): one {args.split} study per task"
+    # the sequence tests every seen task after each stage; it writes test predictions only
+    cases = collect_cases(runs, stage, chosen, "test")
+    title = f"After stage {stage} ({tasks[stage - 1]}): one test study per task"
     out: Path = args.out or runs[0][1].run_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{NAME}.md").write_text(markdown(cases, names, title) + "\n", encoding="utf-8")
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = {
         "stage": stage,
         "task": tasks[stage - 1],
-        "split": args.split,
+        "split": "test",
         "runs": {name: str(run.run_dir) for name, run in runs},
         "chosen": {"given": chosen, "others": "the first id every run tested (sorted)"},
         "cjk_font": font,

@@ -17,11 +17,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import math
 from pathlib import Path
 
+from radiolm.analysis.continual_run import parse_named_run
 from radiolm.errors import RadioLMError
 from radiolm.wandb_run import log_analysis
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Series", "main", "metrics_csv", "plot_learning_curves", "read_series"]
 
@@ -100,6 +104,10 @@ def plot_learning_curves(runs: dict[str, Path], loss: str, metrics: list[str], o
     if not found:
         return []
     all_series = {label: read_series(path, [loss, *metrics]) for label, path in found.items()}
+    for key in [loss, *metrics]:  # a typo, or no run has validated yet: drawn as nothing, so say it
+        if not any(series[key] for series in all_series.values()):
+            files = ", ".join(map(str, found.values()))
+            log.warning("radiolm: no run logged %r (%s): nothing drawn for it", key, files)
     written = []
     for label, path in found.items():
         fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -141,12 +149,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    runs = {}
+    runs: dict[str, Path] = {}
     for item in args.run:
-        label, sep, folder = item.partition("=")
-        if not sep or not folder:
+        label, folder = parse_named_run(item)
+        if not label or not str(folder):
             raise RadioLMError(f"--run {item!r}: write LABEL=FOLDER (e.g. R2GenGPT=runs/phantom_benchmark/r2gengpt)")
-        runs[label] = Path(folder)
+        if label in runs:
+            raise RadioLMError(f"--run {label}= is given twice ({runs[label]}, {folder}): one folder per label")
+        runs[label] = folder
     missing = [str(p) for p in runs.values() if metrics_csv(p) is None]
     if missing:
         raise RadioLMError(f"no metrics.csv (CSV logger) in {missing}: run them first, with the CSV logger on")

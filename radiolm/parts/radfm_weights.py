@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from radiolm.errors import MissingAssetError, RadioLMError
 
-__all__ = ["FcMismatch", "load_radfm_perceiver", "read_state_dict"]
+__all__ = ["FcMismatch", "keys_under", "load_radfm_perceiver", "read_state_dict"]
 
 FcMismatch = Literal["error", "skip"]
 """What to do when RadFM's ``fc`` output width differs from the LLM width: refuse, or keep the random projection."""
@@ -83,6 +83,18 @@ def _check_keys(path: str | Path, source: str, expected: dict[str, Tensor], foun
         )
 
 
+def keys_under(state: dict[str, Tensor], prefix: str, path: str | Path, setting: str) -> dict[str, Tensor]:
+    """The entries of ``state`` whose key starts with ``prefix``, the prefix removed.
+
+    Raises:
+        RadioLMError: when none does (names the file, a few of its keys and the ``setting`` to change).
+    """
+    found = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not found:
+        raise RadioLMError(f"{path}: no key starts with {prefix!r}; set {setting} (keys look like {sorted(state)[:3]})")
+    return found
+
+
 def load_radfm_perceiver(
     perceiver: nn.Module,
     path: str | Path,
@@ -109,13 +121,8 @@ def load_radfm_perceiver(
     state = read_state_dict(path, "RadFM perceiver weights", "checkpoint_path")
     own = perceiver.state_dict()
     body = {k: v for k, v in own.items() if not k.startswith("proj.")}
-    found = {k[len(prefix + "perceiver.") :]: v for k, v in state.items() if k.startswith(prefix + "perceiver.")}
+    found = keys_under(state, prefix + "perceiver.", path, "the PerceiverResampler's checkpoint_prefix")
     fc = {k[len(prefix + "fc.") :]: v for k, v in state.items() if k.startswith(prefix + "fc.")}
-    if not found:
-        raise RadioLMError(
-            f"{path}: no key starts with {prefix + 'perceiver.'!r}; set the PerceiverResampler's checkpoint_prefix "
-            f"(keys look like {sorted(state)[:3]})"
-        )
     _check_keys(path, prefix + "perceiver.", body, found)
     fc_expected = {"weight": own["proj.weight"], "bias": own["proj.bias"]}
     if set(fc) != set(fc_expected):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from radiolm.errors import RadioLMError
-from radiolm.parts.radfm_weights import read_state_dict
+from radiolm.parts.radfm_weights import keys_under, read_state_dict
 from radiolm.parts.trainable import Trainable, apply_trainable
 
 __all__ = ["RadFMViT3D", "VolumeEncoder", "load_encoder_weights"]
@@ -293,12 +293,7 @@ def load_encoder_weights(model: nn.Module, path: str, prefix: str = "") -> None:
         RadioLMError: when the file holds no key under ``prefix`` or the keys / shapes do not match.
     """
     state = read_state_dict(path, "3D vision encoder weights", "checkpoint_path")
-    own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    if not own:
-        raise RadioLMError(
-            f"{path}: no key starts with {prefix!r}; set the encoder's checkpoint_prefix (keys look like "
-            f"{sorted(state)[:3]})"
-        )
+    own = keys_under(state, prefix, path, "the encoder's checkpoint_prefix")
     try:
         model.load_state_dict(own, strict=True)
     except RuntimeError as e:

@@ -162,18 +162,4 @@ def train_prompt(model: ContinualModel, sources: PromptSources, only: str | None
 
 def move_batch(batch: ReportBatch, device: torch.device) -> ReportBatch:
     """``batch`` with its tensors on ``device`` (outside a Trainer, which moves batches itself)."""
-
-    def to(x: Tensor | None) -> Tensor | None:
-        return None if x is None else x.to(device)
-
-    return ReportBatch(
-        ids=list(batch.ids),
-        reports=list(batch.reports),
-        labels=batch.labels.to(device),
-        images=to(batch.images),
-        view_mask=to(batch.view_mask),
-        views=[list(v) for v in batch.views],
-        volumes=to(batch.volumes),
-        domain=list(batch.domain),
-        language=list(batch.language),
-    )
+    return batch.map_tensors(lambda x: x.to(device))

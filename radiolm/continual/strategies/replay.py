@@ -41,26 +41,7 @@ __all__ = ["DER", "Replay", "ReplayBuffer", "concat_batches", "split_batch"]
 def split_batch(batch: ReportBatch) -> list[ReportBatch]:
     """One single-study :class:`ReportBatch` per study, on the CPU."""
     cpu = move_batch(batch, torch.device("cpu"))
-    out = []
-    for i in range(len(cpu)):
-
-        def row(x: Tensor | None, i: int = i) -> Tensor | None:
-            return None if x is None else x[i : i + 1].clone()
-
-        out.append(
-            ReportBatch(
-                ids=[cpu.ids[i]],
-                reports=[cpu.reports[i]],
-                labels=cpu.labels[i : i + 1].clone(),
-                images=row(cpu.images),
-                view_mask=row(cpu.view_mask),
-                views=[cpu.views[i]] if cpu.views else [],
-                volumes=row(cpu.volumes),
-                domain=[cpu.domain[i]] if cpu.domain else [],
-                language=[cpu.language[i]] if cpu.language else [],
-            )
-        )
-    return out
+    return [cpu.study(i) for i in range(len(cpu))]
 
 
 def concat_batches(batches: list[ReportBatch]) -> ReportBatch:
@@ -107,6 +88,11 @@ class ReplayBuffer:
     def fill(self, task: str, stage: int, loader: Iterable[ReportBatch]) -> list[ReportBatch]:
         """Add ``task``'s share, drawn from its training loader, and shrink the earlier shares to fit."""
         share = self.size // (len(self.tasks) + (task not in self.tasks))
+        if share < 1:
+            raise RadioLMError(
+                f"Replay: buffer_size {self.size} cannot hold one study of each of {len(self.tasks) + 1} tasks; "
+                "set model.init_args.strategy.init_args.buffer_size to at least the number of tasks"
+            )
         for name in self.tasks:
             self.tasks[name] = self.tasks[name][:share]
             if name in self.outputs:

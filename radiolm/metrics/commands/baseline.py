@@ -57,9 +57,10 @@ def _from_experiment(args: argparse.Namespace, cli_args: list[str]) -> tuple[lis
     train = datamodule.datasets["train"].reports()
     report, _ = most_common_report(train)
     test = datamodule.datasets[args.split]
+    language = getattr(test, "language", "en")  # the data set's language; an R2Gen entry may override it
     records = [
-        {"id": str(entry["id"]), "prediction": report, "reference": reference, "language": entry.get("language", "en")}
-        for entry, reference in zip(test.entries, test.reports(), strict=True)
+        {"id": str(e["id"]), "prediction": report, "reference": reference, "language": e.get("language", language)}
+        for e, reference in zip(test.entries, test.reports(), strict=True)
     ]
     result = model.evaluation.evaluate(records, tokenizer=model.language_model.tokenizer, metrics=model.metric_families)
     return records, train, {"protocol": model.evaluation.name, **result.flat()}
