@@ -107,6 +107,10 @@ COMMANDS: dict[str, Command | Group] = {
             "generate": Command(
                 "radiolm.benchmarks.generate:main", "generation reports/s of -c EXP.yaml with its decoding settings"
             ),
+            "encoder-probe": Command(
+                "radiolm.benchmarks.encoder_probe:main",
+                "can the encoder of -c EXP.yaml learn its labels? linear probe, held-out micro F1 per epoch",
+            ),
             "dia-llama-step": Command(
                 "radiolm.benchmarks.dia_llama_step:main", "bench train on dia_llama.yaml: 7B + 3D ViT, ZeRO-2"
             ),

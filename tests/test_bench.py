@@ -191,3 +191,21 @@ def test_bench_r2gengpt_shallow_on_gpu(tmp_path: Path, capsys: pytest.CaptureFix
         print(capsys.readouterr().out)
         assert result[speed] > 0 and result["machine"]["accelerator"] == "cuda"
         assert result["peak_memory_gib"] > 12.5  # the 7B LLM's bf16 weights alone are 12.6 GiB
+
+
+@pytest.mark.parametrize("experiment", [pytest.param("demo", marks=pytest.mark.slow), "dia_llama_phantom"])
+def test_encoder_probe_trains_the_experiment_s_encoder_alone(
+    experiment: str, tiny_workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`radiolm bench encoder-probe`: the experiment's own encoder (X-ray: first view; CT: the volume) and a linear
+    head learn the CheXpert positives; one line and one JSON row per epoch with the held-out micro F1."""
+    argv = ["-c", str(REPO / "experiments" / f"{experiment}.yaml"), "-c", str(CONF / f"{experiment}.yaml")]
+    out = tmp_path / "probe.json"
+    main(["bench", "encoder-probe", *argv, "--epochs", "2", "--lr", "1e-3", "--out", str(out)])
+    result = json.loads(out.read_text())
+    printed_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(result["epochs"]) == 2 and len(printed_lines) == 2
+    first, last = result["epochs"]
+    assert last["steps"] == 2 * first["steps"] > 0
+    assert all(0.0 <= row["held_out_micro_f1"] <= 1.0 and row["train_loss"] > 0 for row in result["epochs"])
+    assert result["held_out"] in ("val", "test") and result["machine"]["accelerator"] == "cpu"
