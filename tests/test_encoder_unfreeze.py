@@ -181,3 +181,17 @@ def test_bad_settings(tiny_llm: Path) -> None:
     model.vision_encoder.requires_grad_(False)
     with pytest.raises(ValueError, match="has no trainable parameters"):
         EncoderUnfreeze().setup(None, model, "fit")  # type: ignore[arg-type]
+
+
+def test_a_frozen_encoder_stays_in_eval_mode_while_the_trainer_fits(tmp_path: Path, tiny_llm: Path) -> None:
+    """Lightning does not call train() when fitting starts; the module does (on_train_start), so a frozen
+    ResNet's BatchNorm statistics stay fixed (they drifted before, and with them a frozen domain's outputs)."""
+    model = tiny_model(tiny_llm)
+    model.vision_encoder = VisionEncoder(
+        "test_resnet", backend="timm", pretrained=False, trainable="frozen", image_size=64
+    )
+    before = encoder_state(model)
+    trainer(tmp_path, [], max_epochs=1).fit(model, train_dataloaders=loader())
+    assert not model.vision_encoder.model.training and model.language_model.training
+    for name, value in model.vision_encoder.state_dict().items():
+        torch.testing.assert_close(value, before[name], msg=name)  # running_mean / var / num_batches_tracked too

@@ -121,6 +121,13 @@ class ReportGenerationModule(pl.LightningModule):
         return generate_reports(self.language_model, inputs, self.decoding)
 
     # -- training ---------------------------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        """Put every part in its training mode through ``train()``, so that the parts' own ``train`` (a frozen
+        encoder or LLM stays in eval mode: fixed BatchNorm statistics, no dropout) take effect. Lightning 2.x does
+        not call ``train()`` when fitting starts (the module keeps the mode it has; validation restores the modes
+        it found), so without this a frozen ResNet's BatchNorm statistics drifted in training."""
+        self.train()
+
     def training_step(self, batch: ReportBatch, batch_idx: int) -> Tensor:
         losses = self.compute_losses(batch)
         for name, value in losses.items():
