@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -46,7 +47,7 @@ class ReportBatch:
 
     def map_tensors(self, fn: Callable[[Tensor], Tensor]) -> ReportBatch:
         """A copy with ``fn`` applied to every tensor field (e.g. ``lambda x: x.to(device)``); lists are copied."""
-        fields = {}
+        fields: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Tensor):

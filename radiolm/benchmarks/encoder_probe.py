@@ -26,6 +26,8 @@ from torch import Tensor, nn
 from radiolm.batch import ReportBatch
 from radiolm.benchmarks.experiment import build, machine, parser
 from radiolm.errors import RadioLMError
+from radiolm.parts.vision import VisionEncoder
+from radiolm.parts.volume_encoder import VolumeEncoder
 
 __all__ = ["EncoderProbe", "main", "probe"]
 
@@ -38,7 +40,7 @@ class EncoderProbe(nn.Module):
         volume: Which of the two.
     """
 
-    def __init__(self, encoder: nn.Module, volume: bool, num_labels: int = 14) -> None:
+    def __init__(self, encoder: VisionEncoder | VolumeEncoder, volume: bool, num_labels: int = 14) -> None:
         super().__init__()
         self.encoder, self.volume = encoder, volume
         self.head = nn.Linear(int(encoder.out_dim), num_labels)
