@@ -63,6 +63,7 @@ from typing import Any
 
 import yaml
 
+from radiolm.continual.matrix import NOT_IN_PAPER
 from radiolm.errors import RadioLMError
 
 __all__ = [
@@ -290,13 +291,18 @@ def _newest_matrix(folder: Path) -> tuple[Path, dict[str, Any]] | None:
     return (matrices[-1], json.loads(matrices[-1].read_text())) if matrices else None
 
 
+def _stopped(matrix: dict[str, Any]) -> bool:
+    """A continual run that ended before its last stage (not a result; the runner resumes it)."""
+    return bool(matrix["stages_done"] < len(matrix["tasks"]))
+
+
 def stopped_continual_run(runs_root: Path, spec_path: Path, row: Row) -> Path | None:
     """The row's newest continual run folder when it stopped before its last stage, else ``None``."""
     newest = _newest_matrix(runs_root / spec_path.stem / row.name)
     if newest is None:
         return None
     path, matrix = newest
-    return path.parent if matrix["stages_done"] < len(matrix["tasks"]) else None
+    return path.parent if _stopped(matrix) else None
 
 
 def _epoch_of(path: Path) -> int:
@@ -309,8 +315,6 @@ def continual_metrics(matrix: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"stages_done": matrix["stages_done"], "stages": len(matrix["tasks"])}
     for metric, averages in matrix["average"].items():
         out.update({f"{metric}_v{t + 1}": v for t, v in enumerate(averages) if v is not None})
-    from radiolm.continual.matrix import NOT_IN_PAPER
-
     extras = matrix.get(NOT_IN_PAPER) or {}
     for name, short in (("forgetting", "forgetting"), ("backward_transfer", "bwt")):
         out.update({f"{short}_{m}": v for m, v in (extras.get(name) or {}).items() if v is not None})
@@ -330,8 +334,8 @@ def collect_row(runs_root: Path, spec_path: Path, row: Row) -> dict[str, Any] | 
     newest = _newest_matrix(folder)
     if newest is not None:
         path, matrix = newest
-        if matrix["stages_done"] < len(matrix["tasks"]):
-            return None  # stopped early: the runner resumes it (stopped_continual_run)
+        if _stopped(matrix):
+            return None  # the runner resumes it (stopped_continual_run)
         protocols = [json.loads(p.read_text()).get("protocol") for p in path.parent.glob("**/metrics-test-*")]
         found = {p for p in protocols if p}
         return {

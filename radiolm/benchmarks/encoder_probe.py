@@ -16,6 +16,7 @@ method's own heads (e.g. Dia-LLaMA's disease attention and prototypes).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     bench = build(rest, random_weights=args.random_weights, trainer_kwargs={})
     model, data = bench.model, bench.datamodule
-    encoder = getattr(model, "volume_encoder", None) or getattr(model, "vision_encoder", None)
+    volume_encoder = getattr(model, "volume_encoder", None)
+    encoder = volume_encoder if volume_encoder is not None else getattr(model, "vision_encoder", None)
     if encoder is None:
         raise RadioLMError(f"encoder-probe: {type(model).__name__} has no vision_encoder or volume_encoder")
     for parameter in encoder.parameters():
@@ -109,13 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     data.setup("fit")
     held_name = "val" if len(data.datasets.get("val") or []) else "test"
     held_out = data.val_dataloader() if held_name == "val" else data.test_dataloader()
-    volume = encoder is getattr(model, "volume_encoder", None)
     where = machine(bench.trainer)
     print(f"encoder-probe: {type(encoder).__name__} of {bench.configs} in fp32, held-out split {held_name}; {where}")
-    rows = probe(EncoderProbe(encoder, volume), data.train_dataloader(), held_out, args.epochs, args.lr)
+    model_probe = EncoderProbe(encoder, volume=volume_encoder is not None)
+    rows = probe(model_probe, data.train_dataloader(), held_out, args.epochs, args.lr)
     if args.out is not None:
-        import json
-
         args.out.parent.mkdir(parents=True, exist_ok=True)
         figures = {"configs": bench.configs, "held_out": held_name, "lr": args.lr, "epochs": rows, "machine": where}
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
