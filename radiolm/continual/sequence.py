@@ -211,6 +211,7 @@ def stage_lr(model: ReportGenerationModule, lr: float | None) -> Iterator[None]:
     factory = model.optimizer_factory
 
     def with_lr(params: Any) -> Any:
+        # ``configure_optimizers`` then multiplies each group by its ``schedule.lr_scale``
         optimizer = factory(params)
         for group in optimizer.param_groups:
             group["lr"] = lr

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from radiolm.batch import ReportBatch
 from radiolm.data.transforms import ImageTransformConfig
 from radiolm.errors import RadioLMError
-from radiolm.methods.optim import LRSchedule, build_scheduler
+from radiolm.methods.optim import LRSchedule, apply_lr_scale, build_scheduler, parameter_groups
 from radiolm.metrics.evaluate import dedupe_records, write_predictions
 from radiolm.metrics.protocols import EvaluationProtocol
 from radiolm.parts.generation import DecodingConfig, generate_reports
@@ -141,10 +141,13 @@ class ReportGenerationModule(pl.LightningModule):
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad or is_scheduled(p)]
 
     def configure_optimizers(self) -> Any:
-        params = [p for _, p in self.trainable_parameters()]
-        if not params:
+        named = self.trainable_parameters()
+        if not named:
             raise ValueError("no trainable parameters: every part is frozen; set a part's `trainable` to lora/full")
-        optimizer = self.optimizer_factory(params)
+        parts = {name.split(".", 1)[0] for name, _ in named}
+        groups = parameter_groups(named, self.schedule.lr_scale, parts)
+        # the optimizer's lr is each group's base; ``lr_scale`` multiplies it once (the schedule's factor after)
+        optimizer = apply_lr_scale(self.optimizer_factory(groups))
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = build_scheduler(optimizer, self.schedule, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

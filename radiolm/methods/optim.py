@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["LRSchedule", "build_scheduler"]
+__all__ = ["LRSchedule", "apply_lr_scale", "build_scheduler", "parameter_groups"]
 
 
 @dataclass
@@ -21,11 +22,52 @@ class LRSchedule:
             ``constant`` (Dia-LLaMA §3.2: constant after warm-up).
         warmup_steps: Optimizer steps of linear warm-up from 0.
         min_lr_ratio: Final learning rate of the cosine, as a fraction of the initial one.
+        lr_scale: Per-part multipliers of the optimizer's learning rate, keyed by a part's attribute name (or any
+            dotted module prefix), e.g. ``{language_model: 0.05}``: LoRA at 1e-4 beside a from-scratch encoder and
+            mapper at 2e-3. Parts not named keep the optimizer's rate. The warm-up and decay scale every group alike.
     """
 
     name: Literal["cosine", "constant"] = "cosine"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.01
+    lr_scale: dict[str, float] = field(default_factory=dict)
+
+
+def parameter_groups(
+    named: Sequence[tuple[str, Any]], lr_scale: dict[str, float], parts: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: one per ``lr_scale`` key (its parameters, tagged ``lr_scale``), then the rest.
+
+    A parameter under several keys goes to the longest (most specific). A key that names no trainable parameter is
+    an error (a typo would otherwise train that part at the wrong rate without a word); ``parts`` lists the names
+    the message offers instead."""
+    keys = sorted(lr_scale, key=len, reverse=True)
+    grouped: dict[str, list[Any]] = {key: [] for key in keys}
+    rest: list[Any] = []
+    for name, param in named:
+        key = next((k for k in keys if name == k or name.startswith(k + ".")), None)
+        (grouped[key] if key is not None else rest).append(param)
+    for key in keys:
+        if lr_scale[key] <= 0:
+            raise ValueError(f"schedule.lr_scale.{key}: {lr_scale[key]} must be > 0 (freeze a part with `trainable`)")
+        if not grouped[key]:
+            raise ValueError(
+                f"schedule.lr_scale.{key}: no trainable parameter is under {key!r}; name a part with trainable "
+                f"parameters ({', '.join(sorted(parts)) or 'none'}) or a dotted module path inside one"
+            )
+    groups = [{"params": grouped[key], "lr_scale": float(lr_scale[key])} for key in keys]
+    if rest:
+        groups.append({"params": rest, "lr_scale": 1.0})
+    return groups
+
+
+def apply_lr_scale(optimizer: Optimizer, lr: float | None = None) -> Optimizer:
+    """Set each group's learning rate to ``lr`` (default: the group's own, i.e. the optimizer's) times its
+    ``lr_scale``; groups without the tag are scaled by 1."""
+    for group in optimizer.param_groups:
+        base = group["lr"] if lr is None else lr
+        group["lr"] = base * group.get("lr_scale", 1.0)
+    return optimizer
 
 
 def build_scheduler(optimizer: Optimizer, schedule: LRSchedule, total_steps: int) -> LambdaLR:
