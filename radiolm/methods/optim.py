@@ -61,12 +61,11 @@ def parameter_groups(
     return groups
 
 
-def apply_lr_scale(optimizer: Optimizer, lr: float | None = None) -> Optimizer:
-    """Set each group's learning rate to ``lr`` (default: the group's own, i.e. the optimizer's) times its
-    ``lr_scale``; groups without the tag are scaled by 1."""
+def apply_lr_scale(optimizer: Optimizer) -> Optimizer:
+    """Multiply each group's learning rate (the optimizer's, set when it was built) by the group's ``lr_scale``;
+    groups without the tag keep theirs."""
     for group in optimizer.param_groups:
-        base = group["lr"] if lr is None else lr
-        group["lr"] = base * group.get("lr_scale", 1.0)
+        group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
     return optimizer
 
 
