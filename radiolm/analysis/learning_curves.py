@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     runs: dict[str, Path] = {}
     for item in args.run:
         label, folder = parse_named_run(item)
-        if not label or not str(folder):
+        if not label or item.endswith("="):
             raise RadioLMError(f"--run {item!r}: write LABEL=FOLDER (e.g. R2GenGPT=runs/phantom_benchmark/r2gengpt)")
         if label in runs:
             raise RadioLMError(f"--run {label}= is given twice ({runs[label]}, {folder}): one folder per label")

@@ -144,8 +144,7 @@ class ReportGenerationModule(pl.LightningModule):
         named = self.trainable_parameters()
         if not named:
             raise ValueError("no trainable parameters: every part is frozen; set a part's `trainable` to lora/full")
-        parts = {name.split(".", 1)[0] for name, _ in named}
-        groups = parameter_groups(named, self.schedule.lr_scale, parts)
+        groups = parameter_groups(named, self.schedule.lr_scale)
         # the optimizer's lr is each group's base; ``lr_scale`` multiplies it once (the schedule's factor after)
         optimizer = apply_lr_scale(self.optimizer_factory(groups))
         total = int(self.trainer.estimated_stepping_batches)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,14 +33,12 @@ class LRSchedule:
     lr_scale: dict[str, float] = field(default_factory=dict)
 
 
-def parameter_groups(
-    named: Sequence[tuple[str, Any]], lr_scale: dict[str, float], parts: Iterable[str] = ()
-) -> list[dict[str, Any]]:
+def parameter_groups(named: Sequence[tuple[str, Any]], lr_scale: dict[str, float]) -> list[dict[str, Any]]:
     """Optimizer parameter groups: one per ``lr_scale`` key (its parameters, tagged ``lr_scale``), then the rest.
 
     A parameter under several keys goes to the longest (most specific). A key that names no trainable parameter is
-    an error (a typo would otherwise train that part at the wrong rate without a word); ``parts`` lists the names
-    the message offers instead."""
+    an error (a typo would otherwise train that part at the wrong rate without a word) that offers the parts with
+    trainable parameters instead."""
     keys = sorted(lr_scale, key=len, reverse=True)
     grouped: dict[str, list[Any]] = {key: [] for key in keys}
     rest: list[Any] = []
@@ -51,9 +49,10 @@ def parameter_groups(
         if lr_scale[key] <= 0:
             raise ValueError(f"schedule.lr_scale.{key}: {lr_scale[key]} must be > 0 (freeze a part with `trainable`)")
         if not grouped[key]:
+            parts = sorted({name.split(".", 1)[0] for name, _ in named})
             raise ValueError(
                 f"schedule.lr_scale.{key}: no trainable parameter is under {key!r}; name a part with trainable "
-                f"parameters ({', '.join(sorted(parts)) or 'none'}) or a dotted module path inside one"
+                f"parameters ({', '.join(parts) or 'none'}) or a dotted module path inside one"
             )
     groups = [{"params": grouped[key], "lr_scale": float(lr_scale[key])} for key in keys]
     if rest:
