@@ -59,13 +59,13 @@ def test_replay_fills_the_buffer_evenly_and_mixes_it_at_the_ratio(
     assert {k: len(v) for k, v in strategy.buffer.tasks.items()} == {"XE1": 2, "XE2": 2}  # 4 split over 2 tasks
     model.set_stage(2)  # CTC: buffered X-ray studies keep the X-ray path
     seen: list[tuple[str, list[str]]] = []
-    original = CMRGLLM.report_states
+    original = CMRGLLM.lm_loss
 
-    def spy(self: CMRGLLM, batch: ReportBatch) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    def spy(self: CMRGLLM, batch: ReportBatch) -> torch.Tensor:
         seen.append((self.active_domain, list(batch.ids)))
         return original(self, batch)
 
-    monkeypatch.setattr(CMRGLLM, "report_states", spy)
+    monkeypatch.setattr(CMRGLLM, "lm_loss", spy)
     model.train()
     batch = make_batch(9)  # B = 4 new studies -> round(0.5 * 4) = 2 buffered ones
     losses = model.compute_losses(batch)

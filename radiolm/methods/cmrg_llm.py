@@ -45,7 +45,7 @@ from radiolm.parts.domain_prompts import DomainPromptSet, QueryAggregator
 from radiolm.parts.language_model import LanguageModel
 from radiolm.parts.losses import centre_triplet_loss, multilabel_supcon_loss
 from radiolm.parts.mappers import Adapter2D3D
-from radiolm.parts.prompt import PromptTemplate
+from radiolm.parts.prompt import PromptInputs, PromptTemplate
 from radiolm.parts.vision import VisionEncoder
 from radiolm.parts.visual_prefix import encode_views
 
@@ -273,9 +273,8 @@ class CMRGLLM(ReportGenerationModule):
             ``{"loss", "lm"}`` plus ``"sc"`` (when contrastive) and ``"tp"`` (volume domains with ``related_xray``).
         """
         domain = self.domains[self.names.index(self.active_domain)]
-        inputs = self.prompt.build(self.language_model, self.encode(batch), batch.reports)
+        hidden, inputs = self.prompt_states(batch)
         assert inputs.labels is not None
-        hidden = self.language_model.hidden_states(inputs.inputs_embeds, inputs.attention_mask)
         losses = {"lm": self.language_model.loss_from_hidden(hidden, inputs.labels)}
         total = losses["lm"]
         if self.training:
@@ -313,22 +312,33 @@ class CMRGLLM(ReportGenerationModule):
         """``h^p`` ``[B, hidden_dim]`` of a batch with the active domain's parameters, as L^SC sees it (Fig. 2).
 
         The prompt's states do not depend on the report (causal attention), so the references fill the template."""
-        inputs = self.prompt.build(self.language_model, self.encode(batch), batch.reports)
+        hidden, inputs = self.prompt_states(batch)
         assert inputs.labels is not None
-        hidden = self.language_model.hidden_states(inputs.inputs_embeds, inputs.attention_mask)
         return self.hidden_features(hidden, inputs.attention_mask, inputs.labels)
 
+    def prompt_states(self, batch: ReportBatch) -> tuple[Tensor, PromptInputs]:
+        """The LLM's last hidden states ``[B, T, D_llm]`` over the active domain's prompt + report sequence, and
+        that sequence (its ``labels`` mark the report tokens)."""
+        inputs = self.prompt.build(self.language_model, self.encode(batch), batch.reports)
+        return self.language_model.hidden_states(inputs.inputs_embeds, inputs.attention_mask), inputs
+
+    def lm_loss(self, batch: ReportBatch) -> Tensor:
+        """``L^LM`` of a batch with the active domain's parameters (the strategies' term on buffered studies:
+        Replay's loss, EWC's Fisher)."""
+        hidden, inputs = self.prompt_states(batch)
+        assert inputs.labels is not None
+        return self.language_model.loss_from_hidden(hidden, inputs.labels)
+
     def report_states(self, batch: ReportBatch) -> tuple[Tensor, Tensor, list[Tensor]]:
-        """The LLM's last hidden states where it predicts the report (each report token and eos), for the
-        strategies' terms on buffered studies (Replay's ``L^LM``, DER's logits, EWC's Fisher).
+        """The LLM's last hidden states where it predicts the report (each report token and eos), for DER's
+        logits on buffered studies.
 
         Returns:
             ``(states [N, D], targets [N], per study [n_i, D])``: the frozen LM head turns ``states`` into the logits
-            over the report tokens; ``L^LM = CE(head(states), targets)``.
+            over the report tokens (``CE(head(states), targets)`` is :meth:`lm_loss`).
         """
-        inputs = self.prompt.build(self.language_model, self.encode(batch), batch.reports)
+        hidden, inputs = self.prompt_states(batch)
         assert inputs.labels is not None
-        hidden = self.language_model.hidden_states(inputs.inputs_embeds, inputs.attention_mask)
         targets = inputs.labels[:, 1:]
         keep = targets != -100  # [B, T - 1]
         states = hidden[:, :-1][keep]

@@ -68,14 +68,12 @@ class EWC(SeqFT):
         squares = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in trained.items()}
         was_training, batches = model.training, 0
         model.eval()
-        head = model.language_model.base.get_output_embeddings()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             for batch in loader:
                 for p in trained.values():
                     p.grad = None
-                states, targets, _ = model.report_states(move_batch(batch, device))
-                torch.nn.functional.cross_entropy(head(states).float(), targets).backward()
+                model.lm_loss(move_batch(batch, device)).backward()
                 for n, p in trained.items():
                     if p.grad is not None:
                         squares[n] += p.grad.detach().float().pow(2)

@@ -164,9 +164,7 @@ class Replay(SeqFT):
         summed, count = total.new_zeros(()), 0
         for task, idx, studies in groups:
             with _domain(model, task):
-                states, targets, _ = model.report_states(studies)
-            head = model.language_model.base.get_output_embeddings()
-            summed = summed + len(idx) * F.cross_entropy(head(states).float(), targets)
+                summed = summed + len(idx) * model.lm_loss(studies)
             count += len(idx)
         losses["replay_lm"] = summed / count
         return (len(batch) * total + summed) / (len(batch) + count)
