@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +37,22 @@ def most_common_report(reports: list[str]) -> tuple[str, int]:
     return Counter(reports).most_common(1)[0]
 
 
-def _from_annotation(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
+Scorer = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def _from_annotation(args: argparse.Namespace) -> tuple[list[str], list[dict[str, Any]], Scorer]:
+    """The training reports, the split's studies (no prediction yet) and the default protocol's scorer."""
     from radiolm.data.formats.annotation import load_annotation
     from radiolm.metrics.evaluate import evaluate_records
 
     annotation = load_annotation(args.annotation, args.report_key)
     train = [entry[args.report_key] for entry in annotation["train"]]
-    report, _ = most_common_report(train)
-    records = [{"id": e["id"], "prediction": report, "reference": e[args.report_key]} for e in annotation[args.split]]
-    return records, train, {"protocol": "default", **evaluate_records(records)}
+    studies = [{"id": e["id"], "reference": e[args.report_key]} for e in annotation[args.split]]
+    return train, studies, lambda records: {"protocol": "default", **evaluate_records(records)}
 
 
-def _from_experiment(args: argparse.Namespace, cli_args: list[str]) -> tuple[list[dict[str, Any]], list[str], dict]:
+def _from_experiment(args: argparse.Namespace, cli_args: list[str]) -> tuple[list[str], list[dict[str, Any]], Scorer]:
+    """As :func:`_from_annotation`, from an experiment's DataModule, scored by its evaluation protocol."""
     from radiolm.benchmarks.experiment import build
 
     bench = build(cli_args, random_weights=False, trainer_kwargs={})
@@ -55,15 +60,19 @@ def _from_experiment(args: argparse.Namespace, cli_args: list[str]) -> tuple[lis
     datamodule.prepare_data()
     datamodule.setup("fit")
     train = datamodule.datasets["train"].reports()
-    report, _ = most_common_report(train)
     test = datamodule.datasets[args.split]
     language = getattr(test, "language", "en")  # the data set's language; an R2Gen entry may override it
-    records = [
-        {"id": str(e["id"]), "prediction": report, "reference": reference, "language": e.get("language", language)}
+    studies = [
+        {"id": str(e["id"]), "reference": reference, "language": e.get("language", language)}
         for e, reference in zip(test.entries, test.reports(), strict=True)
     ]
-    result = model.evaluation.evaluate(records, tokenizer=model.language_model.tokenizer, metrics=model.metric_families)
-    return records, train, {"protocol": model.evaluation.name, **result.flat()}
+
+    def score(records: list[dict[str, Any]]) -> dict[str, Any]:
+        tokenizer = model.language_model.tokenizer
+        result = model.evaluation.evaluate(records, tokenizer=tokenizer, metrics=model.metric_families)
+        return {"protocol": model.evaluation.name, **result.flat()}
+
+    return train, studies, score
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,12 +96,14 @@ def main(argv: list[str] | None = None) -> None:
     if (args.annotation is None) == (not has_config):
         raise RadioLMError("radiolm baseline: name the data with --annotation FILE or with -c EXP.yaml (one of them)")
     if args.annotation is None:
-        records, train, scores = _from_experiment(args, rest)
+        train, studies, score = _from_experiment(args, rest)
     elif rest:
         raise RadioLMError(f"radiolm baseline: unknown arguments {rest} (experiment overrides need -c EXP.yaml)")
     else:
-        records, train, scores = _from_annotation(args)
+        train, studies, score = _from_annotation(args)
     report, freq = most_common_report(train)
+    records = [{"id": s["id"], "prediction": report, **s} for s in studies]
+    scores = score(records)
     args.out.mkdir(parents=True, exist_ok=True)
     write_predictions(args.out / f"predictions-{args.split}.jsonl", records)
     metrics = {"n": len(records), **scores}
