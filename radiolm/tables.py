@@ -40,7 +40,8 @@ is printed and written to ``runs/<stem>/table.md`` (and ``table.json``). A ``kin
 its protocol. The runner times each row it runs (``row-time.json`` in the row's folder, with the CPU's bf16 support:
 the ``minutes`` column); a row's ``margin`` is checked under the table (met / NOT met); ``curves`` draws the
 training loss and validation metrics against steps, one PNG per fit row and an overview
-(:mod:`radiolm.analysis.learning_curves`). With ``protocol:``, the table names it and flags a row whose metrics
+(``runs/<stem>/learning-curves.png``; ``table-<i>/learning-curves.png`` when several tables of a spec have curves;
+:mod:`radiolm.analysis.learning_curves`). With ``protocol:``, the table names it and flags a row whose metrics
 were computed under another protocol (``metrics-test-*.json`` records its ``protocol``; the rows' experiments set
 it in ``model.init_args.evaluation``, docs/protocols.md). ``--dry-run`` prints the commands; ``--collect`` only
 rebuilds the table from runs that exist; ``--rows a,b`` runs a subset. A row's ``paper:`` numbers (on the suite's
@@ -521,10 +522,13 @@ def main(argv: list[str] | None = None) -> None:
     (out / "table.json").write_text(json.dumps({"rows": results, "margins": margins}, indent=2) + "\n")
     print(markdown)
     print(f"wrote {out / 'table.md'} and table.json")
-    for table in tables:
-        if table.curves is not None:
-            from radiolm.analysis.learning_curves import plot_learning_curves
+    with_curves = [table for table in tables if table.curves is not None]
+    for i, table in enumerate(with_curves, 1):
+        from radiolm.analysis.learning_curves import plot_learning_curves
 
-            fit_rows = {row.label: args.runs / args.spec.stem / row.name for row in table.rows if row.kind == "fit"}
-            for path in plot_learning_curves(fit_rows, table.curves.loss, table.curves.metrics, out):
-                print(f"wrote {path}")
+        assert table.curves is not None
+        fit_rows = {row.label: args.runs / args.spec.stem / row.name for row in table.rows if row.kind == "fit"}
+        # each table of a multi-table spec has its own overview (table-1/learning-curves.png, ...)
+        target = out if len(with_curves) == 1 else out / f"table-{i}"
+        for path in plot_learning_curves(fit_rows, table.curves.loss, table.curves.metrics, target):
+            print(f"wrote {path}")

@@ -362,3 +362,22 @@ def test_every_paper_table_spec_carries_the_paper_s_numbers() -> None:
             if table.title.startswith("Frozen encoder"):
                 continue  # the two-stage paper gives no numbers for its frozen-encoder arm
             assert table.paper and all(row.values for row in table.paper), f"{spec.name}: {table.title}"
+
+
+def test_each_table_of_a_multi_table_spec_draws_its_own_overview(tmp_path: Path) -> None:
+    """Two tables with curves in one spec: two overviews, neither overwriting the other."""
+    table = """
+  - title: {name}
+    columns: [{{key: bleu4, header: BLEU-4}}]
+    curves: {{loss: train/loss, metrics: [val/bleu4]}}
+    rows: [{{name: {name}, config: experiments/demo.yaml}}]"""
+    spec = write(tmp_path / "two.yaml", "tables:" + table.format(name="a") + table.format(name="b"))
+    for name, loss in (("a", 2.0), ("b", 1.0)):
+        write(tmp_path / "runs" / "two" / name / "version_0" / "metrics.csv", f"step,train/loss\n5,{loss}\n")
+    main([str(spec), "--collect", "--runs", str(tmp_path / "runs")])
+    out = tmp_path / "runs" / "two"
+    assert not (out / "learning-curves.png").exists()
+    for i, name in enumerate(["a", "b"], 1):
+        series = json.loads((out / f"table-{i}" / "learning-curves.json").read_text())["runs"]
+        assert list(series) == [name]
+        assert (out / name / "version_0" / "learning-curve.png").is_file()
