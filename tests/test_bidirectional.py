@@ -20,7 +20,7 @@ from radiolm.parts.image_decoder import MAEImageDecoder, patchify, unpatchify
 from radiolm.parts.language_model import LanguageModel
 from radiolm.parts.losses import clip_infonce, embedding_mse
 from radiolm.parts.text_encoder import TextEncoder
-from radiolm.parts.vision import VisionEncoder
+from radiolm.parts.vision import VisionEncoder, mae_sincos_position_embeddings
 
 from .conftest import TINY_MAE
 
@@ -102,6 +102,23 @@ def test_mae_encoder_keeps_patch_order_and_drops_cls() -> None:
     # patch order: the same model without any shuffling (noise = arange is the identity permutation)
     emb, mask, restore = enc.model.embeddings(images, noise=torch.arange(16.0).expand(3, -1))
     assert torch.equal(restore[0], torch.arange(16)) and mask.sum() == 0 and emb.shape == (3, 17, 32)
+
+
+def test_mae_encoder_built_from_a_config_knows_where_each_patch_is() -> None:
+    """transformers 5 leaves a from-config ViT-MAE's position embeddings at zero; the encoder sets MAE's sin-cos."""
+    enc = tiny_encoder().eval()
+    flat = torch.full((1, 3, 32, 32), 0.5)  # every patch the same: only the position tells the tokens apart
+    tokens = enc(flat)[0]
+    assert torch.cdist(tokens, tokens).fill_diagonal_(1.0).min() > 1e-3
+    table = enc.model.embeddings.position_embeddings[0]  # [1 + 16, 32]: CLS row, then the 4 x 4 grid row-major
+    torch.testing.assert_close(table, mae_sincos_position_embeddings(4, 32)[None][0])
+    quarter = 32 // 4
+    assert torch.equal(table[0], torch.zeros(32))  # CLS
+    torch.testing.assert_close(table[1], torch.tensor([0.0] * quarter + [1.0] * quarter).repeat(2))  # (0, 0)
+    row1 = table[1 + 4]  # patch (1, 0): the row half holds sin / cos of the row index, the column half of 0
+    torch.testing.assert_close(row1[0], torch.tensor(math.sin(1.0)))
+    torch.testing.assert_close(row1[quarter], torch.tensor(math.cos(1.0)))
+    torch.testing.assert_close(row1[2 * quarter :], torch.tensor([0.0] * quarter + [1.0] * quarter))
 
 
 def test_patchify_roundtrip_and_decoder_shape() -> None:

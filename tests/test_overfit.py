@@ -107,7 +107,8 @@ def two_stage(stage: int) -> Case:
 
 
 def bidirectional(experiment: str, *args: str, steps: int = 60, fall: float = FALL) -> Case:
-    return Case(experiment, args, "cxr-bidirectional", steps, fall=fall)
+    # 1e-2: at 3e-2 the ViT-MAE, now with its sin-cos position embeddings, upset V2T + CLIP and L_TVC
+    return Case(experiment, args, "cxr-bidirectional", steps, lr=1e-2, fall=fall)
 
 
 def dia_llama(*args: str) -> Case:

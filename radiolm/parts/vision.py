@@ -187,6 +187,8 @@ def _build_hf(
         if config.model_type == "vit_mae":
             config.mask_ratio = 0.0  # MAE pre-training masks 75% of the patches; an encoder sees them all
         model = AutoModel.from_pretrained(name, config=config) if pretrained else AutoModel.from_config(config)
+        if config.model_type == "vit_mae" and not pretrained:
+            _init_mae_embeddings(model)
     except OSError as e:
         raise MissingAssetError("vision encoder", name, "name", "not on this machine and the hub is unreachable") from e
     config = model.config
@@ -197,3 +199,32 @@ def _build_hf(
         spec = json.loads(processor.read_text())
         mean, std = tuple(spec.get("image_mean", mean)), tuple(spec.get("image_std", std))
     return model, int(out_dim), int(getattr(config, "image_size", 224)), mean, std
+
+
+def mae_sincos_position_embeddings(grid: int, dim: int) -> Tensor:
+    """MAE's fixed 2D sin-cos position embeddings ``[1 + grid**2, dim]`` (a zero row for the CLS token first).
+
+    Half the width encodes the patch row, half its column, each as ``[sin | cos]`` of ``dim // 4`` frequencies
+    ``1 / 10000**(k / (dim // 4))`` (MAE, He et al. 2022, after the Transformer's 1D embedding)."""
+    if dim % 4:
+        raise RadioLMError(f"MAE's 2D sin-cos position embedding needs a width divisible by 4, got {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
+                                indexing="ij")  # fmt: skip
+    parts = [axis.flatten().outer(omega) for axis in (rows, cols)]
+    table = torch.cat([f(a) for a in parts for f in (torch.sin, torch.cos)], dim=1)
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), table]).float()
+
+
+@torch.no_grad()
+def _init_mae_embeddings(model: nn.Module) -> None:
+    """Give a ViT-MAE built from a config (no checkpoint) MAE's position embeddings and CLS initialisation.
+
+    transformers 5 skips ``ViTMAEEmbeddings.initialize_weights`` when ``AutoModel.from_config`` builds the model (its
+    patch projection is marked initialised first), which leaves the position embeddings and the CLS token at zero: a
+    ViT that cannot tell one patch position from another (left from right effusion). A checkpoint brings its own.
+    """
+    embeddings: Any = model.embeddings
+    grid = int(embeddings.patch_embeddings.num_patches**0.5)
+    embeddings.position_embeddings.copy_(mae_sincos_position_embeddings(grid, embeddings.position_embeddings.shape[-1]))
+    embeddings.cls_token.normal_(std=model.config.initializer_range)
