@@ -217,7 +217,7 @@ def mae_sincos_position_embeddings(grid: int, dim: int) -> Tensor:
 
 
 @torch.no_grad()
-def _init_mae_embeddings(model: nn.Module) -> None:
+def _init_mae_embeddings(model: Any) -> None:
     """Give a ViT-MAE built from a config (no checkpoint) MAE's position embeddings and CLS initialisation.
 
     transformers 5 skips ``ViTMAEEmbeddings.initialize_weights`` when ``AutoModel.from_config`` builds the model (its
