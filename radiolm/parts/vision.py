@@ -13,7 +13,7 @@ from radiolm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransformC
 from radiolm.errors import MissingAssetError, RadioLMError
 from radiolm.parts.trainable import Trainable, apply_trainable
 
-__all__ = ["VisionEncoder", "default_lora_targets"]
+__all__ = ["VisionEncoder", "default_lora_targets", "mae_sincos_position_embeddings"]
 
 # R2GenGPT delta tunes the query and value projections of the encoder (§3 "Delta Alignment"). HF Swin / ViT name
 # them `query`/`value` (transformers 4) or `q_proj`/`v_proj` (transformers 5); timm ViTs fuse q, k and v into one
