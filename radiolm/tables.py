@@ -523,9 +523,9 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown)
     print(f"wrote {out / 'table.md'} and table.json")
     with_curves = [table for table in tables if table.curves is not None]
-    for i, table in enumerate(with_curves, 1):
+    if with_curves:
         from radiolm.analysis.learning_curves import plot_learning_curves
-
+    for i, table in enumerate(with_curves, 1):
         assert table.curves is not None
         fit_rows = {row.label: args.runs / args.spec.stem / row.name for row in table.rows if row.kind == "fit"}
         # each table of a multi-table spec has its own overview (table-1/learning-curves.png, ...)

@@ -111,7 +111,7 @@ def test_mae_encoder_built_from_a_config_knows_where_each_patch_is() -> None:
     tokens = enc(flat)[0]
     assert torch.cdist(tokens, tokens).fill_diagonal_(1.0).min() > 1e-3
     table = enc.model.embeddings.position_embeddings[0]  # [1 + 16, 32]: CLS row, then the 4 x 4 grid row-major
-    torch.testing.assert_close(table, mae_sincos_position_embeddings(4, 32)[None][0])
+    torch.testing.assert_close(table, mae_sincos_position_embeddings(4, 32))
     quarter = 32 // 4
     assert torch.equal(table[0], torch.zeros(32))  # CLS
     torch.testing.assert_close(table[1], torch.tensor([0.0] * quarter + [1.0] * quarter).repeat(2))  # (0, 0)
