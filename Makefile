@@ -3,10 +3,12 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 # DRY=1 prints a table's paper rows and commands instead of running them: make table-two-stage DRY=1;
 # ROWS=a,b runs only those rows
+# The bidirectional phantom runs start from this MAE pre-training of their ViT on the phantom's training images
+PHANTOM_MAE = data/phantom-vit-mae/model.safetensors
 TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run) $(if $(ROWS),--rows $(ROWS))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo demo-long demo-baseline phantom-benchmark test test-slow test-gpu lint format bench-data \
+.PHONY: help setup demo demo-long demo-baseline phantom-benchmark phantom-mae test test-slow test-gpu lint format bench-data \
 	table-two-stage table-two-stage-phantom table-bidirectional table-bidirectional-phantom \
 	table-dia-llama table-dia-llama-phantom table-r2gengpt \
 	table-cmrg table-cmrg-phantom
@@ -29,8 +31,13 @@ demo-long:  ## the demo for 8 epochs (about 12 minutes on 2 cores): the image dr
 demo-baseline:  ## the trivial baseline on the demo's test split (most common training report)
 	$(PYTHON) -m radiolm baseline -c experiments/demo.yaml --out runs/demo-baseline
 
-phantom-benchmark:  ## every method on the phantoms vs the trivial baseline: margins, minutes, learning curves
+phantom-benchmark: $(PHANTOM_MAE)  ## every method on the phantoms vs the trivial baseline: margins, minutes, learning curves
 	$(TABLE) experiments/tables/phantom_benchmark.yaml
+
+phantom-mae: $(PHANTOM_MAE)  ## MAE pre-training of the phantom ViT-MAE (the bidirectional phantom runs load it)
+$(PHANTOM_MAE):
+	$(PYTHON) -m radiolm pretrain mae -c experiments/bidirectional_phantom.yaml \
+		-c experiments/_base/phantom_mae_from_scratch.yaml --save $(dir $(PHANTOM_MAE))
 
 bench-data:  ## DataLoader throughput (studies/s): 224x224 two-view X-rays and 256x256x64 CT volumes
 	$(PYTHON) -m radiolm data bench
@@ -44,7 +51,7 @@ table-two-stage-phantom:  ## the same grid on the phantom X-rays with CPU-sized 
 table-bidirectional:  ## bidirectional paper, Tables 1-2 (Ours) and 3-4 (V2T / +CLIP / +T2V / +T2V+Rec; GPU)
 	$(TABLE) experiments/tables/bidirectional.yaml
 
-table-bidirectional-phantom:  ## V2T vs V2T+T2V+Rec on the phantom X-rays with CPU-sized models
+table-bidirectional-phantom: $(PHANTOM_MAE)  ## V2T vs V2T+T2V+Rec on the phantom X-rays with CPU-sized models
 	$(TABLE) experiments/tables/bidirectional_phantom.yaml
 
 table-dia-llama:  ## Dia-LLaMA, Tables 2 and 3 (DPM / DAA / DTP ablations, prompt types; CTRG-Chest, GPU)

@@ -98,6 +98,10 @@ COMMANDS: dict[str, Command | Group] = {
     ),
     "table": Command("radiolm.tables:main", "run a paper's table grid and write it as markdown"),
     "baseline": Command("radiolm.metrics.commands.baseline:main", "score the most common training report"),
+    "pretrain": Group(
+        "self-supervised starting points for parts the hub would give (offline)",
+        {"mae": Command("radiolm.pretrain.mae:main", "MAE pre-training of an experiment's ViT-MAE on its images")},
+    ),
     "bench": Group(
         "an experiment's speed at its real shapes: samples/s, reports/s, peak memory, padding share",
         {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BatchError", "DataError", "MissingAssetError", "RadioLMError"]
+__all__ = ["SUITE_CHECKPOINTS", "BatchError", "DataError", "MissingAssetError", "RadioLMError", "unreachable_reason"]
 
 
 class RadioLMError(RuntimeError):
@@ -38,6 +38,18 @@ class MissingAssetError(RadioLMError):
             f"cannot load the {self.what} '{self.name}'{why}. Download it where you have access and point "
             f"{keys} at the local folder or file."
         )
+
+
+SUITE_CHECKPOINTS = {"data/phantom-vit-mae": "make phantom-mae"}
+"""Checkpoints the suite writes itself (offline stand-ins for hub weights) and the command that writes each."""
+
+
+def unreachable_reason(name: str) -> str:
+    """Why ``name`` did not load, for :class:`MissingAssetError`: a checkpoint the suite makes names its command."""
+    made_by = SUITE_CHECKPOINTS.get(str(name).rstrip("/"))
+    if made_by:
+        return f"the suite writes it: run `{made_by}` first"
+    return "not on this machine and the hub is unreachable"
 
 
 class DataError(RadioLMError):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from radiolm.errors import MissingAssetError, RadioLMError
+from radiolm.errors import MissingAssetError, RadioLMError, unreachable_reason
 
 __all__ = ["ImageDecoderFactory", "MAEImageDecoder", "patchify", "unpatchify"]
 
@@ -76,7 +76,7 @@ class MAEImageDecoder(nn.Module):
                 else:
                     decoder = ViTMAEDecoder(config, num_patches=self.num_patches)
             except OSError as e:
-                raise MissingAssetError("MAE decoder", name, "name", "not on this machine, hub unreachable") from e
+                raise MissingAssetError("MAE decoder", name, "name", unreachable_reason(name)) from e
             if (config.hidden_size, config.patch_size, config.num_channels) != (encoder_dim, patch_size, channels):
                 raise RadioLMError(
                     f"MAEImageDecoder: {name} decodes {config.hidden_size}-wide tokens of {config.patch_size} px "

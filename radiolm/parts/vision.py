@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from radiolm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransformConfig
-from radiolm.errors import MissingAssetError, RadioLMError
+from radiolm.errors import MissingAssetError, RadioLMError, unreachable_reason
 from radiolm.parts.trainable import Trainable, apply_trainable
 
 __all__ = ["VisionEncoder", "default_lora_targets", "mae_sincos_position_embeddings"]
@@ -190,7 +190,7 @@ def _build_hf(
         if config.model_type == "vit_mae" and not pretrained:
             _init_mae_embeddings(model)
     except OSError as e:
-        raise MissingAssetError("vision encoder", name, "name", "not on this machine and the hub is unreachable") from e
+        raise MissingAssetError("vision encoder", name, "name", unreachable_reason(name)) from e
     config = model.config
     out_dim = getattr(config, "hidden_size", None) or config.embed_dim
     mean, std = IMAGENET_MEAN, IMAGENET_STD
