@@ -45,7 +45,7 @@ bench-data:  ## DataLoader throughput (studies/s): 224x224 two-view X-rays and 2
 table-two-stage:  ## two-stage paper, Table 1, Appendix C Table 2 and the frozen-encoder arm (MIMIC-CXR, GPU)
 	$(TABLE) experiments/tables/two_stage.yaml
 
-table-two-stage-phantom:  ## the same grid on the phantom X-rays with CPU-sized models
+table-two-stage-phantom: $(PHANTOM_MAE)  ## the same grid on the phantom X-rays with CPU-sized models
 	$(TABLE) experiments/tables/two_stage_phantom.yaml
 
 table-bidirectional:  ## bidirectional paper, Tables 1-2 (Ours) and 3-4 (V2T / +CLIP / +T2V / +T2V+Rec; GPU)

@@ -23,6 +23,8 @@ from radiolm.parts.language_model import LanguageModel
 from radiolm.parts.mappers import QueryMapper
 from radiolm.parts.vision import VisionEncoder
 
+TINY_VIT_MAE = "{patch_size: 8, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}"
+"""A tiny ViT-MAE for the phantom two-stage run (the experiment's own is MAE-pretrained: make phantom-mae)."""
 
 def causal_uniform(t: int) -> torch.Tensor:
     """``[T, T]``: row ``i`` spreads its attention evenly over positions ``0..i``."""
@@ -167,8 +169,10 @@ def test_analyze_commands_on_a_run(workdir: Path, tiny_llm: Path) -> None:
             "--trainer.limit_train_batches=2",
             "--trainer.precision=32-true",
             f"{model}language_model.init_args.name_or_path={tiny_llm}",
-            f"{model}vision_encoder.init_args.name=test_resnet",
-            f"{model}vision_encoder.init_args.image_size=64",
+            f"{model}vision_encoder.init_args.name=vit_mae",  # a tiny ViT-MAE from config (the YAML's: pretrained)
+            f"{model}vision_encoder.init_args.pretrained=false",
+            f"{model}vision_encoder.init_args.image_size=32",
+            f"{model}vision_encoder.init_args.model_kwargs={TINY_VIT_MAE}",
             f"{model}visual_mapper.init_args.heads=4",
             f"{model}decoding.max_new_tokens=6",
             "--data.init_args.n=20",
