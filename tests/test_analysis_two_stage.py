@@ -26,6 +26,7 @@ from radiolm.parts.vision import VisionEncoder
 TINY_VIT_MAE = "{patch_size: 8, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}"
 """A tiny ViT-MAE for the phantom two-stage run (the experiment's own is MAE-pretrained: make phantom-mae)."""
 
+
 def causal_uniform(t: int) -> torch.Tensor:
     """``[T, T]``: row ``i`` spreads its attention evenly over positions ``0..i``."""
     return torch.tril(torch.ones(t, t)) / torch.arange(1, t + 1)[:, None]

@@ -59,7 +59,7 @@ def test_two_stage_method_hands_biovil_to_the_data(tiny_gpt2: Path) -> None:
 
 
 def test_only_the_biovil_encoder_experiments_use_it() -> None:
-    """The GPU experiments with BioViL-T's ResNet-50 at 480 px use it; the CPU phantom one (its MAE-pretrained ViT) not."""
+    """The GPU experiments with BioViL-T's ResNet-50 at 480 px use it; the CPU phantom one (a ViT-MAE) not."""
     for path in sorted((REPO / "experiments").glob("two_stage_*.yaml")):
         init = yaml.safe_load(path.read_text())["model"]["init_args"]
         uses = init.get("image_preprocessing") == "biovil"

@@ -1,6 +1,7 @@
-"""``radiolm pretrain mae -c EXP.yaml --out DIR``: MAE pre-training of an experiment's ViT-MAE on its training images.
+"""``radiolm pretrain mae -c EXP.yaml --save DIR``: MAE pre-training of an experiment's ViT-MAE on its training images.
 
-    radiolm pretrain mae -c experiments/bidirectional_phantom.yaml --out data/phantom-vit-mae
+    radiolm pretrain mae -c experiments/bidirectional_phantom.yaml \
+        -c experiments/_base/phantom_mae_from_scratch.yaml --save data/phantom-vit-mae      # make phantom-mae
 
 The bidirectional paper starts from an MAE-pretrained ViT and its decoder (§4.1: ``facebook/vit-mae-large``). Offline
 there are no such weights, and a ViT trained from scratch on the phantom's 420 studies learns its findings slowly:
@@ -9,7 +10,7 @@ phantom ViT the paper's starting point the way MAE made it (He et al. 2022, §3)
 the encoder sees the rest, the decoder reconstructs the masked patches, mean squared error on those only.
 
 Encoder and decoder are built from the experiment (its ``vision_encoder`` must be an ``hf`` ViT-MAE, its
-``image_decoder`` a ``MAEImageDecoder`` whose sizes the decoder takes), the images come from the experiment's
+``image_decoder``, if any, a ``MAEImageDecoder``, whose sizes the decoder takes), the images come from the experiment's
 training loader (its augmentation included), and ``DIR`` receives a ``ViTMAEForPreTraining`` checkpoint
 (``config.json`` + ``model.safetensors`` + ``pretraining.json`` with the loss per epoch) that both parts load:
 ``vision_encoder: {name: DIR, pretrained: true}``, ``image_decoder: {name: DIR}``. The target is the pixels as the
@@ -34,8 +35,8 @@ __all__ = ["mae_for_pretraining", "main", "pretrain"]
 
 
 def mae_for_pretraining(model: Any, mask_ratio: float) -> Any:
-    """A ``ViTMAEForPreTraining`` with the experiment's encoder (same config and initial weights) and a decoder of
-    its ``image_decoder``'s sizes (its weights too, when the shapes agree).
+    """A ``ViTMAEForPreTraining`` with the experiment's encoder (same config and initial weights) and its
+    ``image_decoder``'s decoder (same sizes and initial weights; MAE's default decoder when it has none).
 
     Raises:
         RadioLMError: the experiment's encoder is not an ``hf`` ViT-MAE.
