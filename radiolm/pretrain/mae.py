@@ -20,6 +20,7 @@ encoder reads them (no per-patch normalisation), the space the method's reconstr
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -49,7 +50,7 @@ def mae_for_pretraining(model: Any, mask_ratio: float) -> Any:
             "pretrain mae: the experiment's model.init_args.vision_encoder must be a ViT-MAE "
             "(backend: hf, name: vit_mae or an MAE checkpoint)"
         )
-    config = encoder.model.config.__class__.from_dict(encoder.model.config.to_dict())
+    config = copy.deepcopy(encoder.model.config)
     config.mask_ratio, config.norm_pix_loss = mask_ratio, False
     image_decoder = getattr(model, "image_decoder", None)
     decoder = getattr(image_decoder, "decoder", None)
