@@ -5,10 +5,11 @@ PIP ?= $(PYTHON) -m pip
 # ROWS=a,b runs only those rows
 # The bidirectional phantom runs start from this MAE pre-training of their ViT on the phantom's training images
 PHANTOM_MAE = data/phantom-vit-mae/model.safetensors
+PHANTOM_MAE3D = data/phantom-vit3d-mae/model.safetensors
 TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run) $(if $(ROWS),--rows $(ROWS))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo demo-long demo-baseline phantom-benchmark phantom-mae test test-slow test-gpu lint format bench-data \
+.PHONY: help setup demo demo-long demo-baseline phantom-benchmark phantom-mae phantom-mae3d test test-slow test-gpu lint format bench-data \
 	table-two-stage table-two-stage-phantom table-bidirectional table-bidirectional-phantom \
 	table-dia-llama table-dia-llama-phantom table-r2gengpt \
 	table-cmrg table-cmrg-phantom
@@ -31,13 +32,18 @@ demo-long:  ## the demo for 8 epochs (about 12 minutes on 2 cores): the image dr
 demo-baseline:  ## the trivial baseline on the demo's test split (most common training report)
 	$(PYTHON) -m radiolm baseline -c experiments/demo.yaml --out runs/demo-baseline
 
-phantom-benchmark: $(PHANTOM_MAE)  ## every method on the phantoms vs the trivial baseline: margins, minutes, learning curves
+phantom-benchmark: $(PHANTOM_MAE) $(PHANTOM_MAE3D)  ## every method on the phantoms vs the trivial baseline: margins, minutes, learning curves
 	$(TABLE) experiments/tables/phantom_benchmark.yaml
 
 phantom-mae: $(PHANTOM_MAE)  ## MAE pre-training of the phantom ViT-MAE (the bidirectional phantom runs load it)
 $(PHANTOM_MAE):
 	$(PYTHON) -m radiolm pretrain mae -c experiments/bidirectional_phantom.yaml \
 		-c experiments/_base/phantom_mae_from_scratch.yaml --save $(dir $(PHANTOM_MAE))
+
+phantom-mae3d: $(PHANTOM_MAE3D)  ## MAE pre-training of the phantom CT's 3D ViT (the Dia-LLaMA phantom runs load it)
+$(PHANTOM_MAE3D):
+	$(PYTHON) -m radiolm pretrain mae -c experiments/dia_llama_phantom.yaml \
+		-c experiments/_base/phantom_mae3d_from_scratch.yaml --epochs 60 --save $(dir $(PHANTOM_MAE3D))
 
 bench-data:  ## DataLoader throughput (studies/s): 224x224 two-view X-rays and 256x256x64 CT volumes
 	$(PYTHON) -m radiolm data bench
@@ -57,7 +63,7 @@ table-bidirectional-phantom: $(PHANTOM_MAE)  ## V2T vs V2T+T2V+Rec on the phanto
 table-dia-llama:  ## Dia-LLaMA, Tables 2 and 3 (DPM / DAA / DTP ablations, prompt types; CTRG-Chest, GPU)
 	$(TABLE) experiments/tables/dia_llama.yaml
 
-table-dia-llama-phantom:  ## Dia-LLaMA full vs no-DTP on the phantom CT with CPU-sized models
+table-dia-llama-phantom: $(PHANTOM_MAE3D)  ## Dia-LLaMA full vs no-DTP on the phantom CT with CPU-sized models
 	$(TABLE) experiments/tables/dia_llama_phantom.yaml
 
 table-r2gengpt:  ## R2GenGPT, Tables 1 and 2 (shallow / delta / deep; IU-Xray and MIMIC-CXR, GPU)

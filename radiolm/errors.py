@@ -40,16 +40,18 @@ class MissingAssetError(RadioLMError):
         )
 
 
-SUITE_CHECKPOINTS = {"data/phantom-vit-mae": "make phantom-mae"}
+SUITE_CHECKPOINTS = {"data/phantom-vit-mae": "make phantom-mae", "data/phantom-vit3d-mae": "make phantom-mae3d"}
 """Checkpoints the suite writes itself (offline stand-ins for hub weights) and the command that writes each."""
 
 
-def unreachable_reason(name: str) -> str:
-    """Why ``name`` did not load, for :class:`MissingAssetError`: a checkpoint the suite makes names its command."""
-    made_by = SUITE_CHECKPOINTS.get(str(name).rstrip("/"))
+def unreachable_reason(name: str, otherwise: str = "not on this machine and the hub is unreachable") -> str:
+    """Why ``name`` (a checkpoint folder or a file in one) did not load, for :class:`MissingAssetError`: a checkpoint
+    the suite makes names its command; anything else gets ``otherwise``."""
+    path = str(name).rstrip("/")
+    made_by = SUITE_CHECKPOINTS.get(path) or SUITE_CHECKPOINTS.get(path.rpartition("/")[0])
     if made_by:
         return f"the suite writes it: run `{made_by}` first"
-    return "not on this machine and the hub is unreachable"
+    return otherwise
 
 
 class DataError(RadioLMError):

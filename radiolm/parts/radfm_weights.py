@@ -26,7 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from radiolm.errors import MissingAssetError, RadioLMError
+from radiolm.errors import MissingAssetError, RadioLMError, unreachable_reason
 
 __all__ = ["FcMismatch", "keys_under", "load_radfm_perceiver", "read_state_dict"]
 
@@ -48,7 +48,7 @@ def read_state_dict(path: str | Path, what: str, option: str) -> dict[str, Tenso
     """
     file = Path(path)
     if not file.is_file():
-        raise MissingAssetError(what, str(path), option, "no such file")
+        raise MissingAssetError(what, str(path), option, unreachable_reason(str(path), "no such file"))
     if file.suffix == ".safetensors":
         from safetensors.torch import load_file
 

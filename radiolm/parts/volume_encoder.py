@@ -160,10 +160,13 @@ class RadFMViT3D(nn.Module):
         x = x.reshape(b, c, h, ph, w, pw, d, pd).permute(0, 2, 4, 6, 3, 5, 7, 1)
         return x.reshape(b, h * w * d, ph * pw * pd * c)
 
+    def embed(self, patches: Tensor) -> Tensor:
+        """Patch embedding plus position: ``[B, M, patch_dim]`` (of :meth:`patchify`) -> ``[B, M, dim]``."""
+        tokens = self.to_patch_embedding(patches)
+        return tokens + self.pos_embedding(self.grid).to(tokens.dtype)
+
     def forward(self, x: Tensor) -> Tensor:
-        tokens = self.to_patch_embedding(self.patchify(x))
-        tokens = tokens + self.pos_embedding(self.grid).to(tokens.dtype)
-        return self.transformer(self.dropout(tokens))
+        return self.transformer(self.dropout(self.embed(self.patchify(x))))
 
 
 class VolumeEncoder(nn.Module):
@@ -267,6 +270,12 @@ class VolumeEncoder(nn.Module):
         Returns:
             Patch features ``[B, M, c]``, ``M = self.num_patches``, ``c = self.out_dim``.
         """
+        out: Any = self.model(self.prepare(volumes))
+        return out[0] if isinstance(out, tuple) else out  # MONAI's ViT returns (tokens, hidden states)
+
+    def prepare(self, volumes: Tensor) -> Tensor:
+        """``[B, C, D, H, W]`` -> the ``[B, in_channels, H, W, D]`` input of the 3D ViT (depth last, resized to
+        ``img_size``, a grey volume repeated over the channels)."""
         if volumes.ndim != 5:
             raise RadioLMError(f"VolumeEncoder expects volumes [B, C, D, H, W], got shape {tuple(volumes.shape)}")
         x = volumes.permute(0, 1, 3, 4, 2)  # [B, C, H, W, D]: the (H, W, D) order of img_size
@@ -281,8 +290,7 @@ class VolumeEncoder(nn.Module):
             if x.shape[1] != 1:
                 raise RadioLMError(f"volumes have {x.shape[1]} channels; the encoder reads 1 or {self.in_channels}")
             x = x.expand(-1, self.in_channels, -1, -1, -1)
-        out: Any = self.model(x)
-        return out[0] if isinstance(out, tuple) else out  # MONAI's ViT returns (tokens, hidden states)
+        return x
 
 
 def load_encoder_weights(model: nn.Module, path: str, prefix: str = "") -> None:

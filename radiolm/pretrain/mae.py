@@ -1,7 +1,11 @@
-"""``radiolm pretrain mae -c EXP.yaml --save DIR``: MAE pre-training of an experiment's ViT-MAE on its training images.
+"""``radiolm pretrain mae -c EXP.yaml --save DIR``: MAE pre-training of an experiment's image encoder on its training
+images (an X-ray experiment's ViT-MAE) or volumes (a CT experiment's 3D ViT).
 
     radiolm pretrain mae -c experiments/bidirectional_phantom.yaml \
         -c experiments/_base/phantom_mae_from_scratch.yaml --save data/phantom-vit-mae      # make phantom-mae
+    radiolm pretrain mae -c experiments/dia_llama_phantom.yaml \
+        -c experiments/_base/phantom_mae3d_from_scratch.yaml --epochs 60 \
+        --save data/phantom-vit3d-mae                                                     # make phantom-mae3d
 
 The bidirectional paper starts from an MAE-pretrained ViT and its decoder (§4.1: ``facebook/vit-mae-large``). Offline
 there are no such weights, and a ViT trained from scratch on the phantom's 420 studies learns its findings slowly:
@@ -15,6 +19,12 @@ training loader (its augmentation included), and ``DIR`` receives a ``ViTMAEForP
 (``config.json`` + ``model.safetensors`` + ``pretraining.json`` with the loss per epoch) that both parts load:
 ``vision_encoder: {name: DIR, pretrained: true}``, ``image_decoder: {name: DIR}``. The target is the pixels as the
 encoder reads them (no per-patch normalisation), the space the method's reconstruction loss compares in.
+
+A CT experiment's ``volume_encoder`` (RadFM's ViT3D layout, ``backend: radfm``) is pre-trained the same way in 3D
+(:class:`~radiolm.pretrain.volume_mae.VolumeMAE`): ``DIR/model.safetensors`` keeps the encoder under ``encoder.``,
+which ``volume_encoder: {checkpoint_path: DIR/model.safetensors, checkpoint_prefix: encoder.}`` loads. Dia-LLaMA
+starts from RadFM's pre-trained ViT3D (§3.2); from scratch, the phantom's RadFM-style baseline did not learn to read
+the volume (issue 15).
 """
 
 from __future__ import annotations
@@ -24,13 +34,17 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor, nn
 
+from radiolm.batch import ReportBatch, require_images, require_volumes
 from radiolm.benchmarks.experiment import build, machine
 from radiolm.errors import RadioLMError
+from radiolm.pretrain.volume_mae import VolumeMAE
 
 __all__ = ["mae_for_pretraining", "main", "pretrain"]
 
@@ -66,9 +80,36 @@ def mae_for_pretraining(model: Any, mask_ratio: float) -> Any:
     return mae
 
 
-def pretrain(mae: Any, loader: Any, epochs: int, lr: float, warmup_epochs: int = 5) -> list[dict[str, float]]:
-    """MAE's recipe (§A.1, scaled down): AdamW (betas 0.9, 0.95; weight decay 0.05), linear warm-up then cosine
-    decay per step. The first view of each study. One row per epoch: mean loss, seconds so far."""
+def _mae_and_loss(model: Any, mask_ratio: float) -> tuple[nn.Module, Callable[[ReportBatch], Tensor]]:
+    """The experiment's encoder inside an MAE, and the reconstruction loss of one batch: a CT experiment's 3D ViT
+    (:class:`VolumeMAE`, on the volumes) or an X-ray experiment's ViT-MAE (on the first view of each study)."""
+    volume_encoder = getattr(model, "volume_encoder", None)
+    if volume_encoder is not None:
+        volume_mae = VolumeMAE(volume_encoder, mask_ratio)
+
+        def volume_loss(batch: ReportBatch) -> Tensor:
+            return volume_mae(require_volumes(batch, "pretrain mae"))
+
+        return volume_mae, volume_loss
+    hf_mae = mae_for_pretraining(model, mask_ratio)
+
+    def image_loss(batch: ReportBatch) -> Tensor:
+        return hf_mae(pixel_values=require_images(batch, "pretrain mae")[0][:, 0]).loss
+
+    return hf_mae, image_loss
+
+
+def pretrain(
+    mae: nn.Module,
+    loss_of: Callable[[ReportBatch], Tensor],
+    loader: Any,
+    epochs: int,
+    lr: float,
+    warmup_epochs: int = 5,
+) -> list[dict[str, float]]:
+    """MAE's recipe (§A.1, scaled down): AdamW (betas 0.9, 0.95; weight decay 0.05) over ``mae``'s parameters, linear
+    warm-up then cosine decay per step, ``loss_of(batch)`` the reconstruction loss. One row per epoch: mean loss,
+    seconds so far."""
     optimizer = torch.optim.AdamW(mae.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
     total, warmup = epochs * len(loader), max(1, warmup_epochs * len(loader))
 
@@ -81,7 +122,7 @@ def pretrain(mae: Any, loader: Any, epochs: int, lr: float, warmup_epochs: int =
     for epoch in range(1, epochs + 1):
         losses = []
         for batch in loader:
-            loss = mae(pixel_values=batch.images[:, 0]).loss
+            loss = loss_of(batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -109,15 +150,18 @@ def main(argv: list[str] | None = None) -> None:
     args, rest = p.parse_known_args(argv)
     torch.manual_seed(args.seed)
     bench = build([*rest, f"--data.init_args.batch_size={args.batch_size}"], random_weights=False, trainer_kwargs={})
-    mae = mae_for_pretraining(bench.model, args.mask_ratio)
+    mae, loss_of = _mae_and_loss(bench.model, args.mask_ratio)
     data = bench.datamodule
     data.prepare_data()
     data.setup("fit")
     where = machine(bench.trainer) | {"precision": "32-true"}  # this loop runs fp32, whatever the trainer's setting
     print(f"pretrain mae: {bench.configs}, {len(data.datasets['train'])} training studies; {where}")
-    rows = pretrain(mae, data.train_dataloader(), args.epochs, args.lr)
+    rows = pretrain(mae, loss_of, data.train_dataloader(), args.epochs, args.lr)
     args.save.mkdir(parents=True, exist_ok=True)
-    mae.save_pretrained(args.save)
+    if isinstance(mae, VolumeMAE):
+        mae.save(args.save)
+    else:
+        mae.save_pretrained(args.save)
     figures = {"configs": bench.configs, "lr": args.lr, "batch_size": args.batch_size, "mask_ratio": args.mask_ratio}
     figures |= {"epochs": rows, "machine": where}
     (args.save / "pretraining.json").write_text(json.dumps(figures, indent=2) + "\n")
