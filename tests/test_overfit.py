@@ -37,6 +37,7 @@ import radiolm.methods.bidirectional as bidirectional_module
 from radiolm.batch import ReportBatch
 from radiolm.benchmarks.experiment import build
 from radiolm.callbacks import EncoderUnfreeze
+from radiolm.methods import CMRGLLM
 from radiolm.metrics.nlg import compute_nlg
 from radiolm.parts.prototype_memory import DiseasePrototypeMemory
 
@@ -83,6 +84,9 @@ class Case:
         lr: Constant learning rate of the experiment's optimizer.
         stage: Two-stage fine-tuning's stage (1: encoder frozen by ``EncoderUnfreeze``, 2: trained); ``None``.
         fall: Every loss term but the report's ends at most at this fraction of its first value.
+        task: A continual method's stage (0-based): the model trains what that stage trains (``set_stage``) on that
+            task's studies, after stage 0 on task 0's (as the sequence runs); ``None``: not a continual method.
+        unused: Trainable parts that no loss of this switch reaches (they may stay as they are).
     """
 
     experiment: str
@@ -92,6 +96,8 @@ class Case:
     lr: float = 3e-2
     stage: int | None = None
     fall: float = FALL
+    task: int | None = None
+    unused: tuple[str, ...] = ()
 
 
 IMPRESSION = ("--data.init_args.report_key=impression",)  # IU-Xray layout: the phantom's short section
@@ -117,6 +123,16 @@ def dia_llama(*args: str) -> Case:
     return Case("dia_llama_phantom", args, "ct", steps=100, lr=3e-3)  # 1e-2 upsets the 3D ViT trained from scratch
 
 
+def cmrg(task: int, *args: str, data: str, steps: int = 80, unused: tuple[str, ...] = ()) -> Case:
+    """CMRG-LLM's stage ``task`` (0-based) of the phantom sequence XE1 -> XE2 -> XC -> CTC, after stage 1 on XE1's
+    batch as the sequence runs it: stage 1 trains E, M, q, P, LN, f^t; stage 2 q, LN, f^t (P shared with XE1, frozen);
+    stages 3-4 q, P, LN, f^t, and the 2D-3D adapter on CT (§2.3). L^SC (Eq. 2, supervised contrastive) cannot reach
+    zero: an anchor with |P| positives scores at least log |P| (stage 1's batch: 1.03 -> 0.693 = ln 2, its floor),
+    and from stage 2 the earlier class centres join its positives and denominators; hence ``fall`` 0.75, then 0.9."""
+    fall = 0.75 if task == 0 else 0.9
+    return Case("cmrg_llm_phantom", args, data, steps, lr=1e-2, task=task, fall=fall, unused=unused)
+
+
 CASES = {
     "r2gengpt-shallow-frozen": Case("r2gengpt_shallow_iu_xray", IMPRESSION, "iu_xray"),
     "r2gengpt-delta-lora": Case("r2gengpt_delta_iu_xray", IMPRESSION, "iu_xray"),
@@ -134,6 +150,15 @@ CASES = {
     "dia-llama-text-no-dpm": dia_llama("--model.init_args.prototype_memory=false"),
     "dia-llama-token": dia_llama("--model.init_args.prompt_type=token"),
     "dia-llama-feature": dia_llama("--model.init_args.prompt_type=feature"),
+    "cmrg-stage1-xe1": cmrg(0, data="cmrg-xe1"),
+    "cmrg-stage2-xe2": cmrg(1, data="cmrg-xe2", steps=120),
+    "cmrg-stage3-xc": cmrg(2, data="cmrg-xc", steps=120),
+    "cmrg-stage4-ctc": cmrg(3, data="cmrg-ctc", steps=160),
+    # without L^SC nothing reaches P_h; SeqFT trains every part in every stage, the 2D-3D adapter on X-rays too
+    "cmrg-stage1-no-sc": cmrg(
+        0, "--model.init_args.contrastive=false", data="cmrg-xe1", steps=120, unused=("hidden_projection",)
+    ),
+    "seqft-stage2-xe2": cmrg(1, "--model.init_args.strategy=seqft", data="cmrg-xe2", unused=("volume_adapter",)),
 }
 
 
@@ -177,6 +202,14 @@ class Overfit:
         if self.changed_frozen:
             problems.append(f"frozen parameters that changed: {self.changed_frozen[:5]}")
         assert not problems, "did not overfit: " + " | ".join(problems)
+
+
+def case_batches(case: Case, datamodule: Any) -> list[tuple[int | None, ReportBatch]]:
+    """``(stage, fixed batch)`` in training order, the case's own last: one batch of the experiment's DataModule, or
+    for a continual method's stage ``t > 0`` first stage 0 on task 0's batch, then stage ``t`` on task ``t``'s."""
+    if case.task is None:
+        return [(None, fixed_batch(datamodule))]
+    return [(t, fixed_batch(datamodule.tasks[t].data)) for t in sorted({0, case.task})]
 
 
 def fixed_batch(datamodule: Any) -> ReportBatch:
@@ -258,16 +291,39 @@ def cli_args(case: Case, llm: str | None = None) -> list[str]:
 def report_llm(case: Case, llms: dict[str, Path], root: Path) -> Path:
     """The LLM pretrained on the reports of the case's fixed batch (built with the overlay's tiny LLM first)."""
     if case.data not in llms:
-        batch = fixed_batch(build(cli_args(case), False, {"logger": False}).datamodule)
-        llms[case.data] = pretrain_report_llm(root / "models" / f"reports-{case.data}", batch.reports)
+        stages = case_batches(case, build(cli_args(case), False, {"logger": False}).datamodule)
+        reports = [report for _, batch in stages for report in batch.reports]
+        llms[case.data] = pretrain_report_llm(root / "models" / f"reports-{case.data}", reports)
     return llms[case.data]
+
+
+def train(model: Any, batch: ReportBatch, steps: int, before_step: Any = None) -> dict[str, float]:
+    """``steps`` optimizer steps of the model's own optimizer on ``batch``; each loss term at the first step."""
+    optimizer = model.optimizer_factory([p for _, p in model.trainable_parameters()])
+    first: dict[str, float] = {}
+    for step in range(steps):
+        if before_step is not None:
+            before_step(step)
+        losses = model.compute_losses(batch)
+        first = first or {k: float(v.detach()) for k, v in losses.items()}
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
+    return first
 
 
 def overfit(case: Case, llm: Path) -> Overfit:
     """Build the case's method by the CLI, train it on its fixed batch, generate, and measure (see the module)."""
     torch.manual_seed(0)
     built = build(cli_args(case, str(llm)), False, {"logger": False})
-    model, batch = built.model, fixed_batch(built.datamodule)
+    model, stages = built.model, case_batches(case, built.datamodule)
+    for stage, earlier in stages[:-1]:  # a continual method's first stage, and its end (radiolm.continual.sequence)
+        model.train()
+        train(model, earlier, case.steps)
+        model.end_stage(stage, [earlier])
+    stage, batch = stages[-1]
+    if stage is not None:
+        model.set_stage(stage, snapshot_centres=stage > 0)
     unfreeze = None
     if case.stage is not None:  # the experiment's callback (experiments/_base/parts/two_stage_callbacks.yaml)
         unfreeze = EncoderUnfreeze(freeze_epochs=1)
@@ -278,16 +334,12 @@ def overfit(case: Case, llm: Path) -> Overfit:
     if unfreeze is not None:
         unfreeze.on_train_batch_start(epoch, model, batch, 0)  # type: ignore[arg-type]
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
-    optimizer = model.optimizer_factory([p for _, p in model.trainable_parameters()])
-    first: dict[str, float] = {}
-    for step in range(case.steps):
+
+    def before_step(step: int) -> None:
         if unfreeze is not None:
             unfreeze.on_train_batch_start(epoch, model, batch, step)  # type: ignore[arg-type]
-        losses = model.compute_losses(batch)
-        first = first or {k: float(v.detach()) for k, v in losses.items()}
-        optimizer.zero_grad()
-        losses["loss"].backward()
-        optimizer.step()
+
+    first = train(model, batch, case.steps, before_step)
     model.eval()
     with torch.no_grad():
         last = {k: float(v) for k, v in model.compute_losses(batch).items()}
@@ -299,14 +351,33 @@ def overfit(case: Case, llm: Path) -> Overfit:
         last,
         list(batch.reports),
         predictions,
-        compute_nlg(predictions, batch.reports, meteor=False)["bleu4"],
+        compute_nlg(predictions, batch.reports, batch.language or None, meteor=False)["bleu4"],  # jieba words (zh)
         case.fall,
-        unchanged_parts=sorted(p for p in parts if not any(n.split(".")[0] == p for n in changed & trained)),
+        unchanged_parts=sorted(
+            p for p in parts - set(case.unused) if not any(n.split(".")[0] == p for n in changed & trained)
+        ),
         changed_frozen=sorted(changed - trained),
     )
 
 
-@pytest.mark.parametrize("name", list(CASES))
+DOES_NOT_OVERFIT = {
+    # CMRG-LLM's CT stage (the 2D-3D adapter, q, P, LN, f^t over stage 1's E and M, frozen): report NLL 2.46 -> 0.78
+    # in 160 steps, 2.40 -> 0.14 in 320 (3 of the 4 reports; the two it mixes up are both normal), worse at 3e-2;
+    # on 4 studies of different findings 3.07 -> 0.70 in 160 steps with L^SC rising
+    "cmrg-stage4-ctc": "CMRG-LLM's CT stage does not overfit its batch (issue 15: open)",
+}
+"""Cases that fail today, kept (slow tier, strict xfail) so that the fix shows as an unexpected pass."""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=[pytest.mark.slow, pytest.mark.xfail(strict=True, reason=DOES_NOT_OVERFIT[n])])
+        if n in DOES_NOT_OVERFIT
+        else n
+        for n in CASES
+    ],
+)
 def test_overfit(name: str, overfit_dir: Path, report_llms: dict[str, Path]) -> None:
     case = CASES[name]
     overfit(case, report_llm(case, report_llms, overfit_dir)).check()
@@ -324,6 +395,8 @@ def _detached(function: Any) -> Any:
 CUTS = {
     # Dia-LLaMA's L_DP (Eq. 6): the disease branch gets no gradient; its term stays where it started
     "dia-llama-dp": ("dia-llama-text-dpm-daa", DiseasePrototypeMemory, "loss", r"loss term `dp` did not fall"),
+    # CMRG-LLM's L^SC (Eq. 2): P_h gets no gradient, the prompt states none from it
+    "cmrg-sc": ("cmrg-stage1-xe1", CMRGLLM, "supcon", r"trainable parts that did not change: \['hidden_projection'\]"),
     # the bidirectional CLIP baseline's InfoNCE (footnote 4): its two projections get no gradient
     "bidirectional-clip": (
         "bidirectional-v2t-clip",
