@@ -8,6 +8,7 @@ on the CPU, and makes the batches small. An experiment without an overlay fails 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +213,13 @@ def test_table_row_runs_fit_and_test(spec: Path, row: Any, tiny_workdir: Path) -
     tiny overlay after the experiment: the row's overrides resolve and its model trains and tests."""
     command = tables_row_command(spec, row)[3:]  # ["fit", "-c", config, "--run_name", ..., *args]
     config = REPO / row.config
-    continual = DATA_FRAGMENTS.get(config.stem) in CONTINUAL_FRAGMENTS
+    # a row may replace the experiment's data by a fragment (the phantom benchmark's CMRG-LLM row): the runner runs
+    # from the repository root, so its path is the repository's
+    args = [re.sub(r"^--data=(experiments/.+)$", lambda m: f"--data={REPO / m[1]}", a) for a in command[3:]]
+    replaced = any(a.startswith("--data=") for a in args)
+    continual = DATA_FRAGMENTS.get(config.stem) in CONTINUAL_FRAGMENTS and not replaced
     shorter = ["-c", str(CONF / "extra" / "cmrg_two_tasks.yaml")] if continual else []
-    main([command[0], "-c", str(config), "-c", str(overlay(config)), *shorter, *command[3:]])
+    main([command[0], "-c", str(config), "-c", str(overlay(config)), *shorter, *args])
     assert sorted(tiny_workdir.rglob("predictions-test*.jsonl")), f"{spec.name} row {row.name}: no test predictions"
     if continual:  # the table reads v_t from the matrix: every column of the row's spec that t = 2 fills
         (matrix,) = tiny_workdir.rglob("continual-matrix.json")

@@ -36,7 +36,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     if isinstance(mae, VolumeMAE):
         mae.save(args.save)
     else:
-        mae.save_pretrained(args.save)
+        cast(Any, mae).save_pretrained(args.save)  # a ViTMAEForPreTraining
     figures = {"configs": bench.configs, "lr": args.lr, "batch_size": args.batch_size, "mask_ratio": args.mask_ratio}
     figures |= {"epochs": rows, "machine": where}
     (args.save / "pretraining.json").write_text(json.dumps(figures, indent=2) + "\n")

@@ -13,7 +13,9 @@ dropped place, and the mean squared error between predicted and true voxels of t
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -55,8 +57,7 @@ class VolumeMAE(nn.Module):
         if not 0.0 < mask_ratio < 1.0:
             raise RadioLMError(f"pretrain mae: --mask-ratio must lie in (0, 1), got {mask_ratio}")
         self.volume_encoder, self.mask_ratio = encoder, mask_ratio
-        vit: RadFMViT3D = encoder.model
-        width, patch_dim = encoder.out_dim, vit.to_patch_embedding[2].in_features
+        width, patch_dim = encoder.out_dim, encoder.in_channels * math.prod(encoder.model.patch_size)
         dim = decoder_dim or max(decoder_heads, width // 2)
         self.decoder_embed = nn.Linear(width, dim)
         self.mask_token = nn.Parameter(torch.zeros(dim))
@@ -68,7 +69,7 @@ class VolumeMAE(nn.Module):
 
     def forward(self, volumes: Tensor) -> Tensor:
         """The reconstruction loss of one batch: ``[B, C, D, H, W]`` -> a scalar (MSE over the hidden patches)."""
-        vit: RadFMViT3D = self.volume_encoder.model
+        vit = cast(RadFMViT3D, self.volume_encoder.model)
         patches = vit.patchify(self.volume_encoder.prepare(volumes))  # [B, M, p_h * p_w * p_d * C], the target
         tokens = vit.embed(patches)
         b, m, width = tokens.shape
