@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 # DRY=1 prints a table's paper rows and commands instead of running them: make table-two-stage DRY=1;
 # ROWS=a,b runs only those rows
-# The bidirectional phantom runs start from this MAE pre-training of their ViT on the phantom's training images
+# MAE pre-trainings the phantom runs start from: the X-ray ViT (two-stage, bidirectional), the CT 3D ViT (Dia-LLaMA)
 PHANTOM_MAE = data/phantom-vit-mae/model.safetensors
 PHANTOM_MAE3D = data/phantom-vit3d-mae/model.safetensors
 TABLE = $(PYTHON) -m radiolm table $(if $(DRY),--dry-run) $(if $(ROWS),--rows $(ROWS))
@@ -35,7 +35,7 @@ demo-baseline:  ## the trivial baseline on the demo's test split (most common tr
 phantom-benchmark: $(PHANTOM_MAE) $(PHANTOM_MAE3D)  ## every method on the phantoms vs the trivial baseline: margins, minutes, learning curves
 	$(TABLE) experiments/tables/phantom_benchmark.yaml
 
-phantom-mae: $(PHANTOM_MAE)  ## MAE pre-training of the phantom ViT-MAE (the bidirectional phantom runs load it)
+phantom-mae: $(PHANTOM_MAE)  ## MAE pre-training of the phantom ViT-MAE (the two-stage and bidirectional phantom runs load it)
 $(PHANTOM_MAE):
 	$(PYTHON) -m radiolm pretrain mae -c experiments/bidirectional_phantom.yaml \
 		-c experiments/_base/phantom_mae_from_scratch.yaml --save $(dir $(PHANTOM_MAE))

@@ -100,7 +100,7 @@ COMMANDS: dict[str, Command | Group] = {
     "baseline": Command("radiolm.metrics.commands.baseline:main", "score the most common training report"),
     "pretrain": Group(
         "self-supervised starting points for parts the hub would give (offline)",
-        {"mae": Command("radiolm.pretrain.mae:main", "MAE pre-training of an experiment's ViT-MAE on its images")},
+        {"mae": Command("radiolm.pretrain.mae:main", "MAE pre-training of an experiment's (3D) ViT on its data")},
     ),
     "bench": Group(
         "an experiment's speed at its real shapes: samples/s, reports/s, peak memory, padding share",

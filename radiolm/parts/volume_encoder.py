@@ -24,7 +24,7 @@ from radiolm.errors import RadioLMError
 from radiolm.parts.radfm_weights import keys_under, read_state_dict
 from radiolm.parts.trainable import Trainable, apply_trainable
 
-__all__ = ["RadFMViT3D", "VolumeEncoder", "load_encoder_weights"]
+__all__ = ["PreNormTransformer", "RadFMViT3D", "VolumeEncoder", "load_encoder_weights"]
 
 
 class _PreNorm(nn.Module):
@@ -64,7 +64,9 @@ class _FeedForward(nn.Module):
         return self.net(x)
 
 
-class _Transformer(nn.Module):
+class PreNormTransformer(nn.Module):
+    """``depth`` pre-norm blocks (attention, then MLP, each residual) with RadFM's parameter names."""
+
     def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
@@ -151,7 +153,7 @@ class RadFMViT3D(nn.Module):
         )
         self.pos_embedding = _PositionEmbedding3D(dim, tuple(pos_table or self.grid))  # type: ignore[arg-type]
         self.dropout = nn.Dropout(dropout)
-        self.transformer = _Transformer(dim, depth, heads, dim_head, mlp_dim, dropout)
+        self.transformer = PreNormTransformer(dim, depth, heads, dim_head, mlp_dim, dropout)
 
     def patchify(self, x: Tensor) -> Tensor:
         """``[B, C, H, W, D]`` -> ``[B, M, p_h * p_w * p_d * C]`` (RadFM's ``(h w f) (p1 p2 pf c)`` order)."""

@@ -36,7 +36,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -80,9 +80,12 @@ def mae_for_pretraining(model: Any, mask_ratio: float) -> Any:
     return mae
 
 
-def _mae_and_loss(model: Any, mask_ratio: float) -> tuple[nn.Module, Callable[[ReportBatch], Tensor]]:
-    """The experiment's encoder inside an MAE, and the reconstruction loss of one batch: a CT experiment's 3D ViT
-    (:class:`VolumeMAE`, on the volumes) or an X-ray experiment's ViT-MAE (on the first view of each study)."""
+def _mae_and_loss(
+    model: Any, mask_ratio: float
+) -> tuple[nn.Module, Callable[[ReportBatch], Tensor], Callable[[Path], Any]]:
+    """The experiment's encoder inside an MAE, the reconstruction loss of one batch and how to save the result: a CT
+    experiment's 3D ViT (:class:`VolumeMAE`, on the volumes) or an X-ray experiment's ViT-MAE (on the first view of
+    each study; a ``ViTMAEForPreTraining`` folder)."""
     volume_encoder = getattr(model, "volume_encoder", None)
     if volume_encoder is not None:
         volume_mae = VolumeMAE(volume_encoder, mask_ratio)
@@ -90,13 +93,13 @@ def _mae_and_loss(model: Any, mask_ratio: float) -> tuple[nn.Module, Callable[[R
         def volume_loss(batch: ReportBatch) -> Tensor:
             return volume_mae(require_volumes(batch, "pretrain mae"))
 
-        return volume_mae, volume_loss
+        return volume_mae, volume_loss, volume_mae.save
     hf_mae = mae_for_pretraining(model, mask_ratio)
 
     def image_loss(batch: ReportBatch) -> Tensor:
         return hf_mae(pixel_values=require_images(batch, "pretrain mae")[0][:, 0]).loss
 
-    return hf_mae, image_loss
+    return hf_mae, image_loss, hf_mae.save_pretrained
 
 
 def pretrain(
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     args, rest = p.parse_known_args(argv)
     torch.manual_seed(args.seed)
     bench = build([*rest, f"--data.init_args.batch_size={args.batch_size}"], random_weights=False, trainer_kwargs={})
-    mae, loss_of = _mae_and_loss(bench.model, args.mask_ratio)
+    mae, loss_of, save = _mae_and_loss(bench.model, args.mask_ratio)
     data = bench.datamodule
     data.prepare_data()
     data.setup("fit")
@@ -158,10 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"pretrain mae: {bench.configs}, {len(data.datasets['train'])} training studies; {where}")
     rows = pretrain(mae, loss_of, data.train_dataloader(), args.epochs, args.lr)
     args.save.mkdir(parents=True, exist_ok=True)
-    if isinstance(mae, VolumeMAE):
-        mae.save(args.save)
-    else:
-        cast(Any, mae).save_pretrained(args.save)  # a ViTMAEForPreTraining
+    save(args.save)
     figures = {"configs": bench.configs, "lr": args.lr, "batch_size": args.batch_size, "mask_ratio": args.mask_ratio}
     figures |= {"epochs": rows, "machine": where}
     (args.save / "pretraining.json").write_text(json.dumps(figures, indent=2) + "\n")

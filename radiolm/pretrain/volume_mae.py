@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from radiolm.errors import RadioLMError
-from radiolm.parts.volume_encoder import RadFMViT3D, VolumeEncoder, _Transformer
+from radiolm.parts.volume_encoder import PreNormTransformer, RadFMViT3D, VolumeEncoder
 
 __all__ = ["VolumeMAE"]
 
@@ -62,7 +62,7 @@ class VolumeMAE(nn.Module):
         self.decoder_embed = nn.Linear(width, dim)
         self.mask_token = nn.Parameter(torch.zeros(dim))
         self.decoder_pos = nn.Parameter(torch.randn(encoder.num_patches, dim) * 0.02)
-        self.decoder = _Transformer(dim, decoder_layers, decoder_heads, dim // decoder_heads, 2 * dim, 0.0)
+        self.decoder = PreNormTransformer(dim, decoder_layers, decoder_heads, dim // decoder_heads, 2 * dim, 0.0)
         self.decoder_norm = nn.LayerNorm(dim)
         self.decoder_pred = nn.Linear(dim, patch_dim)
         nn.init.normal_(self.mask_token, std=0.02)
