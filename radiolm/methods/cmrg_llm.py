@@ -98,8 +98,9 @@ class CMRGLLM(ReportGenerationModule):
         related_xray: ``{CT-only observation: most related X-ray class}`` (the paper's CT disease graph is in its
             supplementary material): in volume domains a sample positive for a key gets L^TP toward the key's X-ray
             centre, and the key's own centre is not a positive. Names are observations of the label vector.
-        train_hidden_projection: ``P_h`` trains in the ``first`` stage only (later centres stay comparable) or in
-            ``every`` stage (§2.3 leaves it open).
+        train_hidden_projection: ``P_h`` trains in the ``first`` stage only or in ``every`` stage (§2.3 leaves it
+            open). ``first``: a later stage lowers L^SC_center only by moving its own LLM features toward the earlier
+            centres (the transfer §2.3 and Fig. 2 describe), not by moving ``P_h``, which generation never uses.
         strategy: ``cmrg`` (the method), a Table 1 baseline by name (``seqft``, ``per_task_ft``, ``replay``, ``ewc``,
             ``der``, ``progprompt``; :data:`radiolm.continual.strategies.STRATEGIES`), or a strategy object
             (``class_path`` / ``init_args``: its values, and Table 2's switches of ``cmrg``).
