@@ -165,6 +165,36 @@ def test_a_later_stage_leaves_task_1_unchanged_but_seqft_forgets(
             assert not torch.equal(before[0], after[0])
 
 
+@pytest.mark.parametrize("prompt_init", ["random", "previous"])
+def test_prompt_init(tiny_llm: Path, tiny_swin: Path, prompt_init: str) -> None:
+    """``previous``: a new domain's own f^t, q, LN (and P where it owns one) start as the last domain's, P as the one
+    that domain used (XE2 shares XE1's); ``random``: as built. Only when a stage begins, not when it resumes."""
+    model = make_model(tiny_llm, tiny_swin, prompt_init=prompt_init)
+    batch = make_batch()
+    train_steps(model, batch)  # stage 1 (XE1)
+    built = {n: p.detach().clone() for n, p in model.prompts.named_parameters()}
+
+    def same(domain: str, source: str, part: str) -> bool:
+        mine = {n: p for n, p in model.prompts[domain].named_parameters() if n.startswith(part)}
+        theirs = dict(model.prompts[source].named_parameters())
+        return bool(mine) and all(torch.equal(p, theirs[n]) for n, p in mine.items())
+
+    model.set_stage(1, begins=False)  # XE2 resumed: its prompt stays as it was
+    assert all(torch.equal(p, built[n]) for n, p in model.prompts.named_parameters())
+    model.set_stage(1)  # XE2 begins
+    parts = ("domain_token", "queries", "norm")
+    assert all(same("XE2", "XE1", part) for part in parts) == (prompt_init == "previous")
+    if prompt_init == "previous":
+        train_steps(model, batch)  # XE2 trains; XE1's prompt does not move
+        assert all(torch.equal(p, built[n]) for n, p in model.prompts.named_parameters() if n.startswith("XE1."))
+        model.set_stage(2)  # CTC owns a P: it starts as the one XE2 used, XE1's
+        assert all(same("CTC", "XE2", part) for part in parts) and same("CTC", "XE1", "projection")
+    else:
+        assert not any(same("XE2", "XE1", part) for part in parts)
+    with pytest.raises(ValueError, match="prompt_init"):
+        make_model(tiny_llm, tiny_swin, prompt_init="last")
+
+
 def test_losses_per_stage(tiny_llm: Path, tiny_swin: Path) -> None:
     model = make_model(tiny_llm, tiny_swin, related_xray={"Lung Lesion": "Cardiomegaly"})
     batch = make_batch()

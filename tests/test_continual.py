@@ -153,8 +153,8 @@ def test_sequence_tests_every_seen_task_and_keeps_task_1(
                 param.add_(0.5)
     calls: list[tuple[int, bool]] = []
     original = CMRGLLM.set_stage
-    monkeypatch.setattr(CMRGLLM, "set_stage", lambda self, t, snapshot_centres=True: (
-        calls.append((t, snapshot_centres)), original(self, t, snapshot_centres))[1])  # fmt: skip
+    monkeypatch.setattr(CMRGLLM, "set_stage", lambda self, t, begins=True: (
+        calls.append((t, begins)), original(self, t, begins))[1])  # fmt: skip
     resumed = run(fresh, phantoms, tmp_path)
     assert calls == [(1, False), (2, True)]  # stage 2 resumed from its last.ckpt (centres from it), then stage 3
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "stage-1-XE1").rglob("*")} == stage1_files

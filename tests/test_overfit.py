@@ -107,14 +107,6 @@ L_TVC (Eq. 2, summed over the LLM width) starts at about 100x L_VTC here and pul
 states for its report; at the experiments' lambda_1 = 1 V2T's loss rises (1.63 -> 2.08 in 60 steps) and every
 report is the same, at 1/64 (a mean over the width) V2T reaches BLEU-4 0.55 in 120 steps (0.31 with Rec)."""
 
-CT_SC = "--model.init_args.sc_weight=0.3"
-"""lambda_1 of CMRG-LLM's losses (§2.3) at which its CT stage's L^SC falls (the finding of issue 15): in stage 4 only
-the 2D-3D adapter and the CT prompt (q, P, LN, f^t) train, P_h is frozen since stage 1 (train_hidden_projection:
-first), and at the experiments' lambda_1 = 0.1 the report NLL reaches 0.1 in 320 steps while L^SC stays
-(1.42 -> 1.40): the LM term steers the few prompt parameters. At 0.3 both fall (NLL 2.00 -> 0.06, L^SC 1.48 ->
-1.15), at 1.0 L^SC falls further (1.11) and the NLL stops at 0.105. With P_h trainable in every stage L^SC falls at
-0.1 (the -hidden-projection-every case)."""
-
 
 def two_stage(stage: int) -> Case:
     # the tiny ViT-MAE of the overlay (the experiment's encoder kind): at 1e-2 stage 2 wrote one report for all
@@ -132,11 +124,13 @@ def dia_llama(*args: str) -> Case:
 
 
 def cmrg(task: int, *args: str, data: str, steps: int = 80, unused: tuple[str, ...] = ()) -> Case:
-    """CMRG-LLM's stage ``task`` (0-based) of the phantom sequence XE1 -> XE2 -> XC -> CTC, after stage 1 on XE1's
-    batch as the sequence runs it: stage 1 trains E, M, q, P, LN, f^t; stage 2 q, LN, f^t (P shared with XE1, frozen);
-    stages 3-4 q, P, LN, f^t, and the 2D-3D adapter on CT (§2.3). L^SC (Eq. 2, supervised contrastive) cannot reach
-    zero: an anchor with |P| positives scores at least log |P| (stage 1's batch: 1.03 -> 0.693 = ln 2, its floor),
-    and from stage 2 the earlier class centres join its positives and denominators; hence ``fall`` 0.75, then 0.9."""
+    """CMRG-LLM's stage ``task`` (0-based) of the phantom sequence XE1 -> XE2 -> XC -> CTC, after the stages before
+    it, each on its task's batch, as the sequence runs them (a new domain's prompt starts as the last one's,
+    ``prompt_init: previous``): stage 1 trains E, M, q, P, LN, f^t; stage 2 q, LN, f^t (P shared with XE1, frozen);
+    stages 3-4 q, P, LN, f^t, and the 2D-3D adapter on CT (§2.3); P_h trains in stage 1 only. L^SC (Eq. 2,
+    supervised contrastive) cannot reach zero: an anchor with |P| positives scores at least log |P| (stage 1's
+    batch: 1.03 -> 0.693 = ln 2, its floor), and from stage 2 the earlier class centres join its positives and
+    denominators; hence ``fall`` 0.75, then 0.9."""
     fall = 0.75 if task == 0 else 0.9
     return Case("cmrg_llm_phantom", args, data, steps, lr=1e-2, task=task, fall=fall, unused=unused)
 
@@ -161,14 +155,14 @@ CASES = {
     "cmrg-stage1-xe1": cmrg(0, data="cmrg-xe1"),
     "cmrg-stage2-xe2": cmrg(1, data="cmrg-xe2", steps=120),
     "cmrg-stage3-xc": cmrg(2, data="cmrg-xc", steps=120),
-    "cmrg-stage4-ctc": Case("cmrg_llm_phantom", (CT_SC,), "cmrg-ctc", steps=320, lr=3e-3, task=3, fall=0.9),
-    # P_h training in every stage (train_hidden_projection: every; §2.3 leaves it open): L^SC falls at lambda_1 = 0.1
+    "cmrg-stage4-ctc": cmrg(3, data="cmrg-ctc", steps=320),
+    # P_h trains in every stage (train_hidden_projection: every; §2.3 leaves it open): slow tier, see SLOW
     "cmrg-stage4-ctc-hidden-projection-every": Case(
         "cmrg_llm_phantom",
         ("--model.init_args.train_hidden_projection=every",),
         "cmrg-ctc",
-        steps=320,
-        lr=3e-3,
+        320,
+        3e-3,
         task=3,
         fall=0.9,
     ),
@@ -224,10 +218,11 @@ class Overfit:
 
 def case_batches(case: Case, datamodule: Any) -> list[tuple[int | None, ReportBatch]]:
     """``(stage, fixed batch)`` in training order, the case's own last: one batch of the experiment's DataModule, or
-    for a continual method's stage ``t > 0`` first stage 0 on task 0's batch, then stage ``t`` on task ``t``'s."""
+    for a continual method's stage ``t`` the stages ``0..t`` in turn, each on its task's batch (as the sequence runs:
+    a stage starts from what the earlier ones left, ``prompt_init: previous`` included)."""
     if case.task is None:
         return [(None, fixed_batch(datamodule))]
-    return [(t, fixed_batch(datamodule.tasks[t].data)) for t in sorted({0, case.task})]
+    return [(t, fixed_batch(datamodule.tasks[t].data)) for t in range(case.task + 1)]
 
 
 def fixed_batch(datamodule: Any) -> ReportBatch:
@@ -335,13 +330,15 @@ def overfit(case: Case, llm: Path) -> Overfit:
     torch.manual_seed(0)
     built = build(cli_args(case, str(llm)), False, {"logger": False})
     model, stages = built.model, case_batches(case, built.datamodule)
-    for stage, earlier in stages[:-1]:  # a continual method's first stage, and its end (radiolm.continual.sequence)
+    for stage, earlier in stages[:-1]:  # a continual method's earlier stages, each ended (radiolm.continual.sequence)
+        if stage:
+            model.set_stage(stage)
         model.train()
         train(model, earlier, case.steps)
         model.end_stage(stage, [earlier])
     stage, batch = stages[-1]
-    if stage is not None:
-        model.set_stage(stage, snapshot_centres=stage > 0)
+    if stage:
+        model.set_stage(stage)
     unfreeze = None
     if case.stage is not None:  # the experiment's callback (experiments/_base/parts/two_stage_callbacks.yaml)
         unfreeze = EncoderUnfreeze(freeze_epochs=1)
@@ -378,7 +375,16 @@ def overfit(case: Case, llm: Path) -> Overfit:
     )
 
 
-@pytest.mark.parametrize("name", list(CASES))
+SLOW = {
+    # the sequence with P_h training in every stage is sensitive to its budget: at 3e-3 for 320 steps (each stage)
+    # the CT stage passes with the report NLL at 0.087 (the mark: 0.1), at 480 steps it stops at 0.162, at 1e-2 at
+    # 0.80 (one report for all four studies); the experiments' `first` passes at 1e-2 with 0.028
+    "cmrg-stage4-ctc-hidden-projection-every",
+}
+"""Cases that pass with a narrow margin: not in the default tier, where a different CPU's rounding could tip them."""
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in CASES])
 def test_overfit(name: str, overfit_dir: Path, report_llms: dict[str, Path]) -> None:
     case = CASES[name]
     overfit(case, report_llm(case, report_llms, overfit_dir)).check()

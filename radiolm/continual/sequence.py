@@ -49,7 +49,7 @@ class ContinualMethod(Protocol):
     names: list[str]
     keeps_stage_state: bool
 
-    def set_stage(self, stage: int, snapshot_centres: bool = True) -> None: ...
+    def set_stage(self, stage: int, begins: bool = True) -> None: ...
 
     def use_domain(self, name: str) -> None: ...
 
@@ -133,7 +133,7 @@ def run_sequence(
         matrix = ScoreMatrix.from_json(json.loads(matrix_path.read_text()))
     if state.done and getattr(method, "keeps_stage_state", False):
         for s, path in enumerate(state.checkpoints):  # the strategy's state of each finished stage, again
-            method.set_stage(s, snapshot_centres=False)
+            method.set_stage(s, begins=False)
             load_weights(model, Path(path))
             _end_stage(method, data, s, None)
     if state.done:
@@ -145,7 +145,7 @@ def run_sequence(
         stage_dir = run_dir / f"stage-{t + 1}-{task.name}"
         last = stage_dir / "checkpoints" / "last.ckpt"
         resume = last.is_file()
-        method.set_stage(t, snapshot_centres=not resume)
+        method.set_stage(t, begins=not resume)
         data.use(t)
         trainer = make_trainer(task.max_epochs, stage_dir)
         log.info("radiolm: stage %d/%d (%s)%s", t + 1, len(data.tasks), task.name, " resumed" if resume else "")

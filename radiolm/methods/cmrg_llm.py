@@ -101,6 +101,8 @@ class CMRGLLM(ReportGenerationModule):
         train_hidden_projection: ``P_h`` trains in the ``first`` stage only or in ``every`` stage (§2.3 leaves it
             open). ``first``: a later stage lowers L^SC_center only by moving its own LLM features toward the earlier
             centres (the transfer §2.3 and Fig. 2 describe), not by moving ``P_h``, which generation never uses.
+        prompt_init: A new domain's own prompt parameters (``f^t``, ``q``, LN, ``P``) start ``random`` or as copies of
+            the ``previous`` domain's when its stage begins (§2.3 leaves it open).
         strategy: ``cmrg`` (the method), a Table 1 baseline by name (``seqft``, ``per_task_ft``, ``replay``, ``ewc``,
             ``der``, ``progprompt``; :data:`radiolm.continual.strategies.STRATEGIES`), or a strategy object
             (``class_path`` / ``init_args``: its values, and Table 2's switches of ``cmrg``).
@@ -129,6 +131,7 @@ class CMRGLLM(ReportGenerationModule):
         centre_momentum: float = 0.9,
         related_xray: dict[str, str] | None = None,
         train_hidden_projection: Literal["first", "every"] = "first",
+        prompt_init: Literal["random", "previous"] = "random",
         strategy: ContinualStrategy | str = "cmrg",
         stage: int = 0,
         **kwargs: Any,
@@ -138,6 +141,8 @@ class CMRGLLM(ReportGenerationModule):
         super().__init__(language_model=language_model, **kwargs)
         if train_hidden_projection not in ("first", "every"):
             raise ValueError(f"train_hidden_projection must be first or every, got {train_hidden_projection!r}")
+        if prompt_init not in ("random", "previous"):
+            raise ValueError(f"prompt_init must be random or previous, got {prompt_init!r}")
         if not domains:
             raise RadioLMError("CMRGLLM: model.init_args.domains is empty; list the tasks in training order")
         if any(d.volume for d in domains) and volume_adapter is None:
@@ -173,22 +178,24 @@ class CMRGLLM(ReportGenerationModule):
         self.centres_in_denominator, self.normalize_features = centres_in_denominator, normalize_features
         self.related_xray = dict(related_xray or {})
         self.train_hidden_projection = train_hidden_projection
+        self.prompt_init = prompt_init
         # E's own trainable setting (frozen / lora / full) is what stage 1 trains of it
         self._encoder_grad = {n: p.requires_grad for n, p in vision_encoder.named_parameters()}
         self.stage = 0
         self.active_domain = self.names[0]
         self.strategy.bind(self)
-        self.set_stage(stage, snapshot_centres=False)
+        self.set_stage(stage, begins=False)
 
     # -- stages and domains ---------------------------------------------------------------------------------------
-    def set_stage(self, stage: int, snapshot_centres: bool = True) -> None:
+    def set_stage(self, stage: int, begins: bool = True) -> None:
         """Train stage ``stage`` (0-based) next: ``requires_grad`` as the strategy says (§2.3 for ``cmrg``), and its
         domain active.
 
         Args:
             stage: Index into :attr:`domains`.
-            snapshot_centres: The centres so far become the ``h^c`` of this stage (call once when a stage
-                begins; a resumed stage has its snapshot in the checkpoint).
+            begins: The stage begins (call once; a resumed stage has both in its checkpoint): the centres so far
+                become the ``h^c`` of this stage, and with ``prompt_init: previous`` the domain's own prompt
+                parameters start as copies of the previous domain's.
         """
         if not 0 <= stage < len(self.domains):
             raise RadioLMError(f"CMRGLLM: stage {stage} is not one of 0..{len(self.domains) - 1} ({self.names})")
@@ -197,8 +204,10 @@ class CMRGLLM(ReportGenerationModule):
         self.strategy.set_stage(self, stage)
         if self.train_hidden_projection == "every":
             self.hidden_projection.requires_grad_(True)
-        if snapshot_centres:
+        if begins:
             self.centres.snapshot()
+            if self.prompt_init == "previous" and stage > 0 and self.active_domain in self.prompts.domains:
+                self.prompts.start_from(self.active_domain, self.names[stage - 1])
 
     def train_shared_parts(self) -> None:
         """``E`` (as its own ``trainable`` says: frozen / lora / full) and ``M`` train (strategies call this)."""

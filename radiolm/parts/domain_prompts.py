@@ -113,6 +113,17 @@ class DomainPromptSet(nn.Module):
         assert projection is not None
         return projection
 
+    @torch.no_grad()
+    def start_from(self, domain: str, previous: str) -> None:
+        """``domain``'s own parameters (``f^t``, ``q``, LN and, if it owns one, ``P``) become copies of what
+        ``previous`` uses: a new domain starts from the last one's prompt instead of random values."""
+        new, old = self[domain], self[previous]
+        new.domain_token.copy_(old.domain_token)
+        new.queries.copy_(old.queries)
+        new.norm.load_state_dict(old.norm.state_dict())
+        if new.projection is not None:
+            new.projection.load_state_dict(self.projection(previous).state_dict())
+
     def visual_prompt(
         self,
         domain: str,
