@@ -85,7 +85,7 @@ class Case:
         stage: Two-stage fine-tuning's stage (1: encoder frozen by ``EncoderUnfreeze``, 2: trained); ``None``.
         fall: Every loss term but the report's ends at most at this fraction of its first value.
         task: A continual method's stage (0-based): the model trains what that stage trains (``set_stage``) on that
-            task's studies, after stage 0 on task 0's (as the sequence runs); ``None``: not a continual method.
+            task's studies, after the stages before it on theirs (as the sequence runs); ``None``: not continual.
         unused: Trainable parts that no loss of this switch reaches (they may stay as they are).
     """
 
@@ -123,7 +123,7 @@ def dia_llama(*args: str) -> Case:
     return Case("dia_llama_phantom", args, "ct", steps=100, lr=3e-3)  # 1e-2 upsets the 3D ViT trained from scratch
 
 
-def cmrg(task: int, *args: str, data: str, steps: int = 80, unused: tuple[str, ...] = ()) -> Case:
+def cmrg(task: int, *args: str, data: str, steps: int = 80, lr: float = 1e-2, unused: tuple[str, ...] = ()) -> Case:
     """CMRG-LLM's stage ``task`` (0-based) of the phantom sequence XE1 -> XE2 -> XC -> CTC, after the stages before
     it, each on its task's batch, as the sequence runs them (a new domain's prompt starts as the last one's,
     ``prompt_init: previous``): stage 1 trains E, M, q, P, LN, f^t; stage 2 q, LN, f^t (P shared with XE1, frozen);
@@ -132,7 +132,7 @@ def cmrg(task: int, *args: str, data: str, steps: int = 80, unused: tuple[str, .
     batch: 1.03 -> 0.693 = ln 2, its floor), and from stage 2 the earlier class centres join its positives and
     denominators; hence ``fall`` 0.75, then 0.9."""
     fall = 0.75 if task == 0 else 0.9
-    return Case("cmrg_llm_phantom", args, data, steps, lr=1e-2, task=task, fall=fall, unused=unused)
+    return Case("cmrg_llm_phantom", args, data, steps, lr=lr, task=task, fall=fall, unused=unused)
 
 
 CASES = {
@@ -157,14 +157,8 @@ CASES = {
     "cmrg-stage3-xc": cmrg(2, data="cmrg-xc", steps=120),
     "cmrg-stage4-ctc": cmrg(3, data="cmrg-ctc", steps=320),
     # P_h trains in every stage (train_hidden_projection: every; §2.3 leaves it open): slow tier, see SLOW
-    "cmrg-stage4-ctc-hidden-projection-every": Case(
-        "cmrg_llm_phantom",
-        ("--model.init_args.train_hidden_projection=every",),
-        "cmrg-ctc",
-        320,
-        3e-3,
-        task=3,
-        fall=0.9,
+    "cmrg-stage4-ctc-hidden-projection-every": cmrg(
+        3, "--model.init_args.train_hidden_projection=every", data="cmrg-ctc", steps=320, lr=3e-3
     ),
     # without L^SC nothing reaches P_h; SeqFT trains every part in every stage, the 2D-3D adapter on X-rays too
     "cmrg-stage1-no-sc": cmrg(
